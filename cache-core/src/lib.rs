@@ -1,0 +1,1 @@
+//! The pgcache engine (work in progress).

@@ -1,0 +1,1 @@
+//! The pgcache policy file (work in progress).

@@ -1,0 +1,164 @@
+//! Run-time configuration of the proxy, from flags and environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+/// The server the proxy forwards to, from `--upstream postgres://USER[:PASSWORD]@HOST:PORT/DB`.
+///
+/// Client sessions never use these credentials: clients authenticate end to end.
+/// They are the service account of the proxy's own catalog connection.
+#[derive(Clone)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub dbname: String,
+}
+
+impl Upstream {
+    /// `host:port`, for connecting and for error messages.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Debug for Upstream {
+    // Never print the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "postgres://{}@{}/{}",
+            self.user,
+            self.address(),
+            self.dbname
+        )
+    }
+}
+
+impl FromStr for Upstream {
+    type Err = anyhow::Error;
+
+    fn from_str(url: &str) -> anyhow::Result<Upstream> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!("the upstream must be a URL like postgres://USER[:PASSWORD]@HOST:PORT/DBNAME");
+        }
+        let config = tokio_postgres::Config::from_str(url)
+            .with_context(|| "the upstream URL is not a valid PostgreSQL connection URL")?;
+        let host = match config.get_hosts() {
+            [tokio_postgres::config::Host::Tcp(host)] => host.clone(),
+            [] => bail!("the upstream URL names no host"),
+            [_] => bail!("the upstream must be a TCP host, not a Unix socket"),
+            _ => bail!("the upstream URL must name exactly one host"),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let user = config
+            .get_user()
+            .context("the upstream URL names no user (postgres://USER@HOST:PORT/DBNAME)")?
+            .to_string();
+        let password = config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        let dbname = config.get_dbname().unwrap_or(&user).to_string();
+        Ok(Upstream {
+            host,
+            port,
+            user,
+            password,
+            dbname,
+        })
+    }
+}
+
+/// Everything a running proxy needs to know.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub listen: SocketAddr,
+    pub upstream: Upstream,
+    pub policy: Option<PathBuf>,
+    pub admin_listen: Option<SocketAddr>,
+    /// A client must have sent its startup packet within this time.
+    pub startup_timeout: Duration,
+    /// Connecting to the upstream gives up after this time.
+    pub connect_timeout: Duration,
+    /// Client connections beyond this are refused with SQLSTATE 53300.
+    pub max_client_connections: usize,
+    /// Largest single message accepted from a client.
+    pub max_message_size: usize,
+}
+
+impl ProxyConfig {
+    /// A configuration with the documented defaults.
+    pub fn new(listen: SocketAddr, upstream: Upstream) -> ProxyConfig {
+        ProxyConfig {
+            listen,
+            upstream,
+            policy: None,
+            admin_listen: None,
+            startup_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_client_connections: 1000,
+            max_message_size: crate::wire::MAX_MESSAGE_LEN,
+        }
+    }
+}
+
+/// Parses "500ms", "10s", "2m", "1h" (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 10s, 2m"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        other => Err(format!(
+            "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_upstream_urls() {
+        let u: Upstream = "postgres://svc:secret@db.internal:5433/shop"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.user.as_str(), u.dbname.as_str()),
+            ("db.internal", 5433, "svc", "shop")
+        );
+        assert_eq!(u.password.as_deref(), Some("secret"));
+        assert!(!format!("{u:?}").contains("secret"));
+        let u: Upstream = "postgresql://svc@127.0.0.1".parse().unwrap();
+        assert_eq!((u.port, u.dbname.as_str()), (5432, "svc"));
+        assert!("mysql://x@y/z".parse::<Upstream>().is_err());
+        assert!("postgres://host/db".parse::<Upstream>().is_err());
+    }
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,167 @@
+//! `pgcache demo`: a throwaway PostgreSQL, the proxy in front of it, a small
+//! schema and a workload, then a report. Everything is removed at the end.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use testkit::{Cluster, ClusterOptions};
+use tokio_postgres::{Client, NoTls};
+
+use crate::{Proxy, ProxyConfig};
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Queries each client runs through the proxy (and again directly).
+    #[arg(long, default_value_t = 2000)]
+    pub queries: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+}
+
+const SCHEMA: &str = "
+    CREATE TABLE products (id int PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL);
+    CREATE TABLE orders (id bigserial PRIMARY KEY, product_id int NOT NULL REFERENCES products(id),
+                         quantity int NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+    INSERT INTO products SELECT i, 'product ' || i, (i % 97) + 0.99 FROM generate_series(1, 1000) i;
+";
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    println!("pgcache demo: starting a throwaway PostgreSQL from the system's binaries...");
+    let cluster = tokio::task::spawn_blocking(|| Cluster::start(ClusterOptions::default()))
+        .await?
+        .context("could not start PostgreSQL")?;
+    println!("  PostgreSQL is listening on {}", cluster.addr());
+
+    let upstream = cluster
+        .url(
+            cluster.superuser(),
+            Some(cluster.superuser_password()),
+            "postgres",
+        )
+        .parse()?;
+    let proxy = Proxy::bind(ProxyConfig::new("127.0.0.1:0".parse()?, upstream)).await?;
+    let proxy = proxy.spawn();
+    println!("  pgcache is listening on {} in front of it\n", proxy.addr);
+
+    let via_proxy = connect(&cluster, proxy.addr).await?;
+    via_proxy.batch_execute(SCHEMA).await?;
+    println!("loaded the schema through the proxy: 1000 products, an orders table\n");
+
+    let total = (args.queries * args.clients) as u64;
+    let direct = workload(&cluster, cluster.addr(), &args, "directly    ", total).await?;
+    let proxied = workload(&cluster, proxy.addr, &args, "through pgcache", total).await?;
+
+    let orders: i64 = via_proxy
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await?
+        .get(0);
+    println!("\nwhat happened:");
+    for (label, r) in [("directly", &direct), ("through pgcache", &proxied)] {
+        println!(
+            "  {label:<16} {:>7} queries in {:>6.2}s = {:>8.0} q/s, latency p50 {:>6.0}µs p99 {:>6.0}µs",
+            r.queries,
+            r.elapsed.as_secs_f64(),
+            r.queries as f64 / r.elapsed.as_secs_f64(),
+            r.p50.as_secs_f64() * 1e6,
+            r.p99.as_secs_f64() * 1e6,
+        );
+    }
+    println!(
+        "  throughput through pgcache: {:.2}x the server's",
+        direct.elapsed.as_secs_f64() / proxied.elapsed.as_secs_f64()
+    );
+    println!("  orders written by both runs: {orders}");
+    println!(
+        "  client connections served by pgcache: {}",
+        proxy.shared.stats.client_connections.get()
+    );
+
+    drop(via_proxy);
+    proxy.shutdown().await?;
+    tokio::task::spawn_blocking(move || drop(cluster)).await?;
+    println!("\ncleaned up: the proxy is stopped, the PostgreSQL cluster and its files are gone");
+    Ok(())
+}
+
+async fn connect(cluster: &Cluster, addr: SocketAddr) -> anyhow::Result<Client> {
+    let (client, connection) = tokio_postgres::Config::new()
+        .host(addr.ip().to_string())
+        .port(addr.port())
+        .user(cluster.superuser())
+        .password(cluster.superuser_password())
+        .dbname("postgres")
+        .connect(NoTls)
+        .await
+        .with_context(|| format!("could not connect to {addr}"))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+struct RunReport {
+    queries: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Each client: mostly product look-ups from a small hot set, some orders.
+async fn workload(
+    cluster: &Cluster,
+    addr: SocketAddr,
+    args: &DemoArgs,
+    label: &str,
+    total: u64,
+) -> anyhow::Result<RunReport> {
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("  {prefix} [{bar:40}] {pos}/{len} queries")?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let client = connect(cluster, addr).await?;
+        let bar = bar.clone();
+        let n = args.queries;
+        tasks.push(tokio::spawn(async move {
+            let lookup = client
+                .prepare("SELECT id, name, price FROM products WHERE id = $1")
+                .await?;
+            let mut latencies = Vec::with_capacity(n);
+            for i in 0..n {
+                let id = ((i * 7 + c * 13) % 50 + 1) as i32;
+                let t = Instant::now();
+                if i % 20 == 0 {
+                    client
+                        .execute(
+                            "INSERT INTO orders (product_id, quantity) VALUES ($1, $2)",
+                            &[&id, &1i32],
+                        )
+                        .await?;
+                } else {
+                    client.query(&lookup, &[&id]).await?;
+                }
+                latencies.push(t.elapsed());
+                bar.inc(1);
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    bar.finish();
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Ok(RunReport {
+        queries: latencies.len(),
+        elapsed,
+        p50: pick(0.50),
+        p99: pick(0.99),
+    })
+}

@@ -1,0 +1,14 @@
+//! pgcache: a caching proxy for PostgreSQL that speaks the wire protocol.
+//!
+//! The `pgcache` binary is a thin shell over this library; integration tests use
+//! the library to run a proxy in-process. See `docs/ARCHITECTURE.md` for the map.
+
+pub mod config;
+pub mod demo;
+pub mod observe;
+pub mod server;
+pub mod session;
+pub mod wire;
+
+pub use config::{ProxyConfig, Upstream};
+pub use server::{Proxy, ProxyHandle};

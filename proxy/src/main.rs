@@ -1,0 +1,148 @@
+//! The `pgcache` command: run the proxy, or one of its tools.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use pgcache::config::parse_duration;
+use pgcache::{Proxy, ProxyConfig, Upstream};
+
+/// A caching proxy for PostgreSQL. Point psql or DATABASE_URL at it instead of
+/// the server; repeated reads are answered from memory, writes invalidate.
+#[derive(Parser)]
+#[command(name = "pgcache", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Log format: human-readable text or one JSON object per line. Log levels
+    /// come from RUST_LOG (default: info).
+    #[arg(
+        long,
+        env = "PGCACHE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a throwaway PostgreSQL, pgcache in front of it, and run a workload
+    /// through the proxy; then clean up.
+    Demo(pgcache::demo::DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Address to accept PostgreSQL clients on.
+    #[arg(long, env = "PGCACHE_LISTEN", default_value = "127.0.0.1:6432")]
+    listen: SocketAddr,
+    /// The PostgreSQL server: postgres://USER[:PASSWORD]@HOST:PORT/DBNAME. Clients
+    /// log in with their own credentials; USER/PASSWORD here are the service account
+    /// pgcache uses for its own catalog look-ups.
+    #[arg(long, env = "PGCACHE_UPSTREAM")]
+    upstream: Option<String>,
+    /// Policy TOML file (TTLs, per-table rules); reloaded when it changes.
+    #[arg(long, env = "PGCACHE_POLICY")]
+    policy: Option<PathBuf>,
+    /// Address of the admin HTTP server (/metrics, /healthz). Loopback by default.
+    #[arg(long, env = "PGCACHE_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// A client must send its startup packet within this time (e.g. 500ms, 30s).
+    #[arg(long, env = "PGCACHE_STARTUP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    startup_timeout: Duration,
+    /// Give up connecting to the upstream after this time.
+    #[arg(long, env = "PGCACHE_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+    /// Client connections beyond this many are refused (SQLSTATE 53300).
+    #[arg(long, env = "PGCACHE_MAX_CLIENT_CONNECTIONS", default_value_t = 1000)]
+    max_client_connections: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pgcache: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Demo(args)) => {
+            // The demo prints its own report; keep the proxy's logs for warnings.
+            if std::env::var_os("RUST_LOG").is_none() {
+                std::env::set_var("RUST_LOG", "warn");
+            }
+            init_logging(cli.log_format);
+            runtime.block_on(pgcache::demo::run(args))
+        }
+        None => {
+            init_logging(cli.log_format);
+            runtime.block_on(run(cli.run))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgcache: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let Some(upstream) = args.upstream else {
+        anyhow::bail!(
+            "--upstream is required (or PGCACHE_UPSTREAM), e.g. --upstream postgres://pgcache@127.0.0.1:5432/postgres"
+        );
+    };
+    let upstream: Upstream = upstream.parse()?;
+    let mut config = ProxyConfig::new(args.listen, upstream);
+    config.policy = args.policy;
+    config.admin_listen = args.admin_listen;
+    config.startup_timeout = args.startup_timeout;
+    config.connect_timeout = args.connect_timeout;
+    config.max_client_connections = args.max_client_connections;
+    let proxy = Proxy::bind(config).await?;
+    proxy.run(shutdown_signal()).await
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,135 @@
+//! The listener: accepts clients, enforces the connection limit, and runs one
+//! session task per client.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::ProxyConfig;
+use crate::observe::metrics::Metrics;
+use crate::session;
+use crate::wire::{ErrorResponse, SqlState};
+
+/// State shared by every session of one proxy.
+pub struct Shared {
+    pub config: ProxyConfig,
+    pub stats: Metrics,
+    connection_slots: Arc<Semaphore>,
+}
+
+/// A bound, not yet running proxy.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+}
+
+impl Proxy {
+    pub async fn bind(config: ProxyConfig) -> anyhow::Result<Proxy> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let shared = Arc::new(Shared {
+            connection_slots: Arc::new(Semaphore::new(config.max_client_connections)),
+            stats: Metrics::new(),
+            config,
+        });
+        Ok(Proxy { shared, listener })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Accepts clients until `shutdown` completes. Sessions already running go on
+    /// until their clients leave.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        info!(listen = %self.local_addr(), upstream = ?self.shared.config.upstream, "pgcache is accepting connections");
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    info!("stopped accepting connections");
+                    return Ok(());
+                }
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => self.admit(stream, peer),
+                    // Out of file descriptors and the like: keep serving the others.
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Runs the proxy in the background; the handle stops it.
+    pub fn spawn(self) -> ProxyHandle {
+        let addr = self.local_addr();
+        let shared = self.shared.clone();
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(self.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        ProxyHandle {
+            addr,
+            shared,
+            stop,
+            task,
+        }
+    }
+
+    fn admit(&self, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let shared = self.shared.clone();
+        match self.shared.connection_slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let _gauge = shared.stats.client_connections.guard();
+                    session::serve(stream, peer, shared.clone()).await;
+                });
+            }
+            Err(_) => {
+                shared.stats.refused_connections.inc();
+                warn!(%peer, limit = shared.config.max_client_connections, "too many clients; connection refused");
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let error = ErrorResponse::fatal(
+                        SqlState::TOO_MANY_CONNECTIONS,
+                        "sorry, too many clients already",
+                    );
+                    let _ = session::write_and_close(&mut stream, &error).await;
+                });
+            }
+        }
+    }
+}
+
+/// A proxy running in the background.
+pub struct ProxyHandle {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl ProxyHandle {
+    /// Stops accepting connections and waits for the listener to close.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("proxy task panicked")?
+    }
+}

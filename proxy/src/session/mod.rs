@@ -1,0 +1,108 @@
+//! One client connection, from its first byte to its close.
+//!
+//! `startup` reads the opening packets and connects upstream; `relay` forwards
+//! both directions until one side goes away; `state` is what the session has
+//! learned from the messages it relayed.
+
+mod relay;
+mod startup;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tracing::{debug, info, warn};
+
+use crate::server::Shared;
+use crate::wire::{ErrorResponse, SqlState};
+pub use relay::Ending;
+use relay::Relay;
+use startup::{connect_upstream, forward_cancel, read_opening, Opening};
+
+/// Serves one client connection to its end. Never panics on anything the client
+/// or the server sends; every failure ends in one log line.
+pub async fn serve<C>(mut client: C, peer: SocketAddr, shared: Arc<Shared>)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = &shared.config;
+    let startup = match read_opening(&mut client, config.startup_timeout).await {
+        Ok(Opening::Startup(startup)) => startup,
+        Ok(Opening::Cancel(raw)) => {
+            match forward_cancel(&config.upstream, raw, config.connect_timeout).await {
+                Ok(()) => debug!(%peer, "cancel request forwarded"),
+                Err(e) => warn!(%peer, error = %e, "cancel request could not be forwarded"),
+            }
+            return;
+        }
+        Err(failure) => {
+            warn!(%peer, error = %failure, "connection refused during startup");
+            if let Some(error) = failure.to_error_response() {
+                let _ = write_and_close(&mut client, &error).await;
+            }
+            return;
+        }
+    };
+    let user = startup.param("user").unwrap_or_default().to_string();
+    let database = startup
+        .param("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&user)
+        .to_string();
+
+    let mut server = match connect_upstream(&config.upstream, config.connect_timeout).await {
+        Ok(server) => server,
+        Err(error) => {
+            warn!(%peer, %user, %database, error = %error.message, "upstream unreachable");
+            shared.stats.upstream_errors.inc();
+            let _ = write_and_close(&mut client, &error).await;
+            return;
+        }
+    };
+    if let Err(e) = server.write_all(&startup.raw).await {
+        let error = ErrorResponse::fatal(
+            SqlState::CONNECTION_FAILURE,
+            format!(
+                "pgcache lost the upstream server at {} during startup: {e}",
+                config.upstream.address()
+            ),
+        );
+        let _ = write_and_close(&mut client, &error).await;
+        return;
+    }
+
+    let _upstream_guard = shared.stats.upstream_connections.guard();
+    let mut relay = Relay::new(client, server, Default::default(), config.max_message_size);
+    let ending = relay.run().await;
+    let pid = relay.state().backend_pid.unwrap_or(0);
+    match ending {
+        Ending::ClientClosed | Ending::ClientTerminated | Ending::ServerClosed => {
+            debug!(%peer, %user, %database, backend_pid = pid, ?ending, "session ended")
+        }
+        Ending::ClientIo(e) => {
+            info!(%peer, %user, %database, backend_pid = pid, error = %e, "client connection lost")
+        }
+        Ending::ServerIo(e) => {
+            shared.stats.upstream_errors.inc();
+            warn!(%peer, %user, %database, backend_pid = pid, error = %e, "upstream connection lost")
+        }
+        Ending::ClientProtocolError(e) => {
+            warn!(%peer, %user, %database, backend_pid = pid, error = %e, "client broke the protocol; connection closed")
+        }
+        Ending::ServerProtocolError(e) => {
+            shared.stats.upstream_errors.inc();
+            warn!(%peer, %user, %database, backend_pid = pid, error = %e, "upstream sent an invalid message; connection closed")
+        }
+    }
+}
+
+/// Sends a final error to the client and closes the connection.
+pub async fn write_and_close<C: AsyncWrite + Unpin>(
+    client: &mut C,
+    error: &ErrorResponse,
+) -> std::io::Result<()> {
+    client.write_all(&error.encode()).await?;
+    client.flush().await?;
+    client.shutdown().await
+}

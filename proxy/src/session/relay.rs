@@ -1,0 +1,267 @@
+//! The full-duplex forwarding loop of one session.
+//!
+//! One task owns both sockets. Each direction has an input buffer (bytes read,
+//! not yet framed) and an output buffer (bytes to write). A single `select!` reads
+//! and writes both directions as they become ready, so a notification reaches an
+//! idle client at once, and the proxy never deadlocks where a direct connection
+//! would not: it keeps reading the server while the client's writes are blocked,
+//! and the other way round, up to a high-water mark per buffer. Past the mark it
+//! stops reading that side, which pushes back on the sender through TCP.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+
+use crate::session::state::SessionState;
+use crate::wire::error_response::severity_of;
+use crate::wire::{backend, frontend, ErrorResponse, FrameError, Framer, Piece, SqlState};
+
+/// Messages up to this size are buffered whole and can be inspected; larger ones
+/// stream through in parts.
+const INSPECT_LIMIT: usize = 1 << 20;
+/// Stop reading a side while the buffer of bytes it produced and that wait to be
+/// written holds this much.
+const HIGH_WATER: usize = 256 << 10;
+/// Read at least this much at a time.
+const READ_CHUNK: usize = 16 << 10;
+/// After one side has gone, how long the proxy keeps trying to deliver what the
+/// other side still has to receive.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// One direction's socket halves and buffers.
+struct Half<T> {
+    reader: ReadHalf<T>,
+    writer: WriteHalf<T>,
+    /// Bytes read from this peer, not yet framed.
+    inbox: BytesMut,
+    /// Bytes to write to this peer.
+    outbox: BytesMut,
+    /// Written since the last flush (TLS streams buffer).
+    unflushed: bool,
+    framer: Framer,
+    open: bool,
+}
+
+impl<T: AsyncRead + AsyncWrite> Half<T> {
+    /// Bytes to write, or a flush still due.
+    fn has_output(&self) -> bool {
+        !self.outbox.is_empty() || self.unflushed
+    }
+
+    fn new(stream: T, max_message: usize) -> Half<T> {
+        let (reader, writer) = tokio::io::split(stream);
+        Half {
+            reader,
+            writer,
+            inbox: BytesMut::with_capacity(READ_CHUNK),
+            outbox: BytesMut::with_capacity(READ_CHUNK),
+            unflushed: false,
+            framer: Framer::new(INSPECT_LIMIT, max_message),
+            open: true,
+        }
+    }
+}
+
+/// How a session ended, for the log line.
+#[derive(Debug)]
+pub enum Ending {
+    ClientClosed,
+    ClientTerminated,
+    ServerClosed,
+    ClientProtocolError(FrameError),
+    ServerProtocolError(FrameError),
+    ClientIo(std::io::Error),
+    ServerIo(std::io::Error),
+}
+
+pub struct Relay<C, S> {
+    client: Half<C>,
+    server: Half<S>,
+    state: SessionState,
+}
+
+impl<C, S> Relay<C, S>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    pub fn new(client: C, server: S, state: SessionState, max_client_message: usize) -> Self {
+        Relay {
+            client: Half::new(client, max_client_message),
+            // The server is trusted to respect its own limits.
+            server: Half::new(server, crate::wire::MAX_MESSAGE_LEN),
+            state,
+        }
+    }
+
+    pub fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    /// Relays until one side goes away, then delivers what the other side is
+    /// still owed (for at most `LINGER`).
+    pub async fn run(&mut self) -> Ending {
+        let ending = self.forward().await;
+        let linger = async {
+            let _ = drain(&mut self.client).await;
+            let _ = drain(&mut self.server).await;
+        };
+        let _ = tokio::time::timeout(LINGER, linger).await;
+        ending
+    }
+
+    async fn forward(&mut self) -> Ending {
+        loop {
+            let Relay { client, server, .. } = self;
+            let read_client = client.open && server.outbox.len() < HIGH_WATER;
+            let read_server = server.open && client.outbox.len() < HIGH_WATER;
+            if client.inbox.capacity() - client.inbox.len() < READ_CHUNK / 4 {
+                client.inbox.reserve(READ_CHUNK);
+            }
+            if server.inbox.capacity() - server.inbox.len() < READ_CHUNK / 4 {
+                server.inbox.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                // Writes first: deliver before taking in more.
+                biased;
+                r = send(&mut client.writer, &mut client.outbox), if client.has_output() => {
+                    match r {
+                        Ok(wrote) => client.unflushed = wrote,
+                        Err(e) => return Ending::ClientIo(e),
+                    }
+                }
+                r = send(&mut server.writer, &mut server.outbox), if server.has_output() => {
+                    match r {
+                        Ok(wrote) => server.unflushed = wrote,
+                        Err(e) => return self.server_lost(Ending::ServerIo(e)),
+                    }
+                }
+                r = server.reader.read_buf(&mut server.inbox), if read_server => {
+                    match r {
+                        Ok(0) => return self.server_lost(Ending::ServerClosed),
+                        Ok(_) => if let Err(e) = self.on_server_bytes() {
+                            return self.server_lost(Ending::ServerProtocolError(e));
+                        },
+                        Err(e) => return self.server_lost(Ending::ServerIo(e)),
+                    }
+                }
+                r = client.reader.read_buf(&mut client.inbox), if read_client => {
+                    match r {
+                        Ok(0) => {
+                            return if self.state.terminated {
+                                Ending::ClientTerminated
+                            } else {
+                                Ending::ClientClosed
+                            }
+                        }
+                        Ok(_) => if let Err(e) = self.on_client_bytes() {
+                            self.tell_client(
+                                ErrorResponse::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()),
+                            );
+                            // The server must not see the rest of a broken stream.
+                            self.server.outbox.clear();
+                            self.server.open = false;
+                            return Ending::ClientProtocolError(e);
+                        },
+                        Err(e) => return Ending::ClientIo(e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Frames what the client sent and queues it for the server.
+    fn on_client_bytes(&mut self) -> Result<(), FrameError> {
+        while let Some(piece) = self.client.framer.next(&mut self.client.inbox)? {
+            match piece {
+                Piece::Message { tag, bytes } => {
+                    if tag == frontend::TERMINATE {
+                        self.state.terminated = true;
+                    }
+                    self.server.outbox.extend_from_slice(&bytes);
+                }
+                Piece::Part { bytes, .. } => self.server.outbox.extend_from_slice(&bytes),
+            }
+        }
+        Ok(())
+    }
+
+    /// Frames what the server sent, notes what the session state depends on, and
+    /// queues it for the client.
+    fn on_server_bytes(&mut self) -> Result<(), FrameError> {
+        while let Some(piece) = self.server.framer.next(&mut self.server.inbox)? {
+            match piece {
+                Piece::Message { tag, bytes } => {
+                    match tag {
+                        backend::READY_FOR_QUERY => self.state.on_ready_for_query(&bytes),
+                        backend::PARAMETER_STATUS => self.state.on_parameter_status(&bytes),
+                        backend::BACKEND_KEY_DATA => self.state.on_backend_key_data(&bytes),
+                        backend::AUTHENTICATION => self.state.on_authentication(&bytes),
+                        backend::ERROR_RESPONSE
+                            if severity_of(&bytes)
+                                .is_some_and(|s| s == b"FATAL" || s == b"PANIC") =>
+                        {
+                            self.state.server_said_fatal = true;
+                        }
+                        _ => {}
+                    }
+                    self.client.outbox.extend_from_slice(&bytes);
+                }
+                Piece::Part { bytes, .. } => self.client.outbox.extend_from_slice(&bytes),
+            }
+        }
+        Ok(())
+    }
+
+    /// The server connection is gone. Unless the server said why (a FATAL error,
+    /// as on pg_terminate_backend or shutdown) or the client asked for it, the
+    /// client hears it as a connection failure, like libpq would report it.
+    fn server_lost(&mut self, ending: Ending) -> Ending {
+        self.server.open = false;
+        self.server.outbox.clear();
+        if !self.state.server_said_fatal && !self.state.terminated {
+            let why = match &ending {
+                Ending::ServerIo(e) => format!(": {e}"),
+                Ending::ServerProtocolError(e) => format!(": {e}"),
+                _ => String::new(),
+            };
+            self.tell_client(ErrorResponse::fatal(
+                SqlState::CONNECTION_FAILURE,
+                format!("server closed the connection unexpectedly{why}"),
+            ));
+        }
+        ending
+    }
+
+    /// Queues a message of the proxy's own for the client, unless that would
+    /// land in the middle of a relayed message.
+    fn tell_client(&mut self, error: ErrorResponse) {
+        if !self.server.framer.in_part() {
+            self.client.outbox.extend_from_slice(&error.encode());
+        }
+    }
+}
+
+/// Writes some of `outbox`, or flushes once it is empty. Returns whether it
+/// wrote (and so a flush is due). Cancel-safe: a write either happened or not.
+async fn send<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    outbox: &mut BytesMut,
+) -> std::io::Result<bool> {
+    if outbox.is_empty() {
+        writer.flush().await?;
+        Ok(false)
+    } else {
+        writer.write_buf(outbox).await?;
+        Ok(true)
+    }
+}
+
+async fn drain<T: AsyncRead + AsyncWrite>(half: &mut Half<T>) -> std::io::Result<()> {
+    if !half.outbox.is_empty() {
+        half.writer.write_all_buf(&mut half.outbox).await?;
+    }
+    half.writer.flush().await?;
+    half.writer.shutdown().await
+}

@@ -1,0 +1,156 @@
+//! The first packet of a connection: untyped, `len: u32, code: u32, ...`.
+//!
+//! It is a StartupMessage (code = protocol version), or one of the special
+//! requests that reuse the format with a magic code: SSLRequest, GSSENCRequest,
+//! CancelRequest.
+
+use bytes::Bytes;
+
+/// PostgreSQL refuses startup packets longer than this (`MAX_STARTUP_PACKET_LENGTH`).
+pub const MAX_STARTUP_LEN: usize = 10_000;
+
+const CANCEL_REQUEST_CODE: u32 = (1234 << 16) | 5678;
+const SSL_REQUEST_CODE: u32 = (1234 << 16) | 5679;
+const GSSENC_REQUEST_CODE: u32 = (1234 << 16) | 5680;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartupPacket {
+    SslRequest,
+    GssEncRequest,
+    /// Forwarded as is: the client holds the server's own key data, since the
+    /// proxy relays BackendKeyData untouched.
+    CancelRequest {
+        raw: Bytes,
+    },
+    Startup(Startup),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Startup {
+    pub major: u16,
+    pub minor: u16,
+    /// The whole packet, forwarded verbatim.
+    pub raw: Bytes,
+}
+
+impl Startup {
+    /// The startup parameters (`user`, `database`, `options`, GUCs, `_pq_.*`).
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut fields = self.raw[8..].split(|&b| b == 0);
+        std::iter::from_fn(move || {
+            let name = fields.next().filter(|n| !n.is_empty())?;
+            let value = fields.next()?;
+            Some((
+                std::str::from_utf8(name).unwrap_or(""),
+                std::str::from_utf8(value).unwrap_or(""),
+            ))
+        })
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartupError {
+    #[error("invalid length of startup packet: {0}")]
+    InvalidLength(usize),
+    #[error("invalid length of cancel request packet: {0}")]
+    InvalidCancelLength(usize),
+    #[error("unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0")]
+    UnsupportedProtocol { major: u16, minor: u16 },
+    #[error("invalid startup packet layout: expected terminator as last byte")]
+    BadLayout,
+}
+
+/// Checks the length word of a startup packet before its body is read.
+pub fn check_length(len: u32) -> Result<usize, StartupError> {
+    let len = len as usize;
+    if !(8..=MAX_STARTUP_LEN).contains(&len) {
+        return Err(StartupError::InvalidLength(len));
+    }
+    Ok(len)
+}
+
+impl StartupPacket {
+    /// Classifies a whole packet (length word included).
+    pub fn parse(raw: Bytes) -> Result<StartupPacket, StartupError> {
+        check_length(raw.len() as u32)?;
+        let code = u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]);
+        match code {
+            SSL_REQUEST_CODE => Ok(StartupPacket::SslRequest),
+            GSSENC_REQUEST_CODE => Ok(StartupPacket::GssEncRequest),
+            CANCEL_REQUEST_CODE if raw.len() == 16 => Ok(StartupPacket::CancelRequest { raw }),
+            CANCEL_REQUEST_CODE => Err(StartupError::InvalidCancelLength(raw.len())),
+            _ => {
+                let (major, minor) = ((code >> 16) as u16, code as u16);
+                if major != 3 {
+                    return Err(StartupError::UnsupportedProtocol { major, minor });
+                }
+                // Parameters are NUL-terminated pairs ended by one more NUL.
+                if raw.len() < 9 || raw[raw.len() - 1] != 0 {
+                    return Err(StartupError::BadLayout);
+                }
+                Ok(StartupPacket::Startup(Startup { major, minor, raw }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(code: u32, body: &[u8]) -> Bytes {
+        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(&code.to_be_bytes());
+        v.extend_from_slice(body);
+        Bytes::from(v)
+    }
+
+    #[test]
+    fn classifies_packets() {
+        assert_eq!(
+            StartupPacket::parse(packet(SSL_REQUEST_CODE, b"")),
+            Ok(StartupPacket::SslRequest)
+        );
+        assert_eq!(
+            StartupPacket::parse(packet(GSSENC_REQUEST_CODE, b"")),
+            Ok(StartupPacket::GssEncRequest)
+        );
+        assert!(matches!(
+            StartupPacket::parse(packet(CANCEL_REQUEST_CODE, &[0; 8])),
+            Ok(StartupPacket::CancelRequest { .. })
+        ));
+        assert_eq!(
+            StartupPacket::parse(packet(CANCEL_REQUEST_CODE, &[0; 4])),
+            Err(StartupError::InvalidCancelLength(12))
+        );
+        assert_eq!(
+            StartupPacket::parse(packet(2 << 16, b"user\0x\0\0")),
+            Err(StartupError::UnsupportedProtocol { major: 2, minor: 0 })
+        );
+        assert_eq!(
+            StartupPacket::parse(packet(3 << 16, b"user\0x")),
+            Err(StartupError::BadLayout)
+        );
+        assert_eq!(
+            check_length(100_000),
+            Err(StartupError::InvalidLength(100_000))
+        );
+    }
+
+    #[test]
+    fn reads_params() {
+        let Ok(StartupPacket::Startup(s)) =
+            StartupPacket::parse(packet(3 << 16, b"user\0alice\0database\0shop\0\0"))
+        else {
+            panic!()
+        };
+        assert_eq!(s.param("user"), Some("alice"));
+        assert_eq!(s.param("database"), Some("shop"));
+        assert_eq!(s.param("options"), None);
+        assert_eq!(s.params().count(), 2);
+    }
+}

@@ -1,0 +1,115 @@
+//! The `pgcache` binary: flags, environment variables, and errors a person sees.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::Cluster;
+
+fn pgcache() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pgcache"))
+}
+
+#[test]
+fn help_documents_every_flag_and_its_environment_variable() {
+    let out = pgcache().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (flag, env) in [
+        ("--listen", "PGCACHE_LISTEN"),
+        ("--upstream", "PGCACHE_UPSTREAM"),
+        ("--policy", "PGCACHE_POLICY"),
+        ("--admin-listen", "PGCACHE_ADMIN_LISTEN"),
+        ("--log-format", "PGCACHE_LOG_FORMAT"),
+        ("--startup-timeout", "PGCACHE_STARTUP_TIMEOUT"),
+        ("--max-client-connections", "PGCACHE_MAX_CLIENT_CONNECTIONS"),
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+        assert!(help.contains(env), "{env} missing from --help");
+    }
+    assert!(help.contains("demo"));
+}
+
+#[test]
+fn missing_or_bad_upstream_is_a_clear_error() {
+    let out = pgcache().env_remove("PGCACHE_UPSTREAM").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--upstream is required"));
+    let out = pgcache()
+        .args(["--upstream", "mysql://nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("postgres://"));
+}
+
+#[test]
+fn runs_from_environment_variables_and_logs_json() {
+    let cluster = Cluster::shared();
+    let port = testkit::free_port();
+    let mut child = pgcache()
+        .env("PGCACHE_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "PGCACHE_UPSTREAM",
+            cluster.url(
+                cluster.superuser(),
+                Some(cluster.superuser_password()),
+                "postgres",
+            ),
+        )
+        .env("PGCACHE_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = common::run_client(
+            cluster,
+            "psql",
+            addr,
+            &[
+                "-X",
+                "-A",
+                "-t",
+                "-d",
+                "postgres",
+                "-c",
+                "SELECT 'through the binary'",
+            ],
+        );
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let logs = {
+        use std::io::Read;
+        let mut s = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut s).unwrap();
+        s
+    };
+    assert_eq!(
+        common::stdout(&out).trim(),
+        "through the binary",
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(
+        status.success(),
+        "SIGTERM is a clean exit: {status:?}\n{logs}"
+    );
+    let first = logs.lines().next().expect("a log line");
+    assert!(
+        first.starts_with('{') && first.contains("\"level\""),
+        "{first}"
+    );
+}
