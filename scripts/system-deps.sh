@@ -10,6 +10,7 @@ have_pg_server() {
 need=()
 have_pg_server || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 { command -v pgbench >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null; } || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then

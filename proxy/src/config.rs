@@ -85,6 +85,8 @@ pub struct ProxyConfig {
     pub upstream: Upstream,
     pub policy: Option<PathBuf>,
     pub admin_listen: Option<SocketAddr>,
+    /// Bearer token required by the admin API's mutating endpoints.
+    pub admin_token: Option<String>,
     /// A client must have sent its startup packet within this time.
     pub startup_timeout: Duration,
     /// Connecting to the upstream gives up after this time.
@@ -103,6 +105,7 @@ impl ProxyConfig {
             upstream,
             policy: None,
             admin_listen: None,
+            admin_token: None,
             startup_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_client_connections: 1000,

@@ -58,6 +58,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .query_one("SELECT count(*) FROM orders", &[])
         .await?
         .get(0);
+    let stats = &proxy.shared.stats;
+    let (hits, misses, bypasses) = (
+        stats.queries("hit"),
+        stats.queries("miss"),
+        stats.queries("bypass"),
+    );
     println!("\nwhat happened:");
     for (label, r) in [("directly", &direct), ("through pgcache", &proxied)] {
         println!(
@@ -75,11 +81,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  orders written by both runs: {orders}");
     println!(
-        "  client connections served by pgcache: {}",
-        proxy.shared.stats.client_connections.get()
+        "  through pgcache: {hits} hits, {misses} misses, {bypasses} bypasses (writes, DDL, session set-up); hit ratio {:.1}%",
+        100.0 * hits as f64 / (hits + misses).max(1) as f64
     );
 
+    println!("\nfreshness:");
+    let price = "SELECT price::text FROM products WHERE id = 1";
+    let before: String = via_proxy.query_one(price, &[]).await?.get(0);
+    via_proxy
+        .batch_execute("UPDATE products SET price = price + 1 WHERE id = 1")
+        .await?;
+    let after: String = via_proxy.query_one(price, &[]).await?.get(0);
+    println!("  price of product 1 was {before}; an UPDATE through pgcache; the next read says {after} (invalidated at once)");
+    let direct = connect(&cluster, cluster.addr()).await?;
+    direct
+        .batch_execute("UPDATE products SET price = 0 WHERE id = 1")
+        .await?;
+    let cached: String = via_proxy.query_one(price, &[]).await?.get(0);
+    println!("  an UPDATE straight to the server, behind pgcache's back: pgcache still says {cached} until the table's TTL (60s by default, see examples/policies/)");
+
     drop(via_proxy);
+    drop(direct);
     proxy.shutdown().await?;
     tokio::task::spawn_blocking(move || drop(cluster)).await?;
     println!("\ncleaned up: the proxy is stopped, the PostgreSQL cluster and its files are gone");

@@ -3,11 +3,15 @@
 //! The `pgcache` binary is a thin shell over this library; integration tests use
 //! the library to run a proxy in-process. See `docs/ARCHITECTURE.md` for the map.
 
+pub mod catalog;
 pub mod config;
 pub mod demo;
+pub mod engine;
+pub mod maintenance;
 pub mod observe;
 pub mod server;
 pub mod session;
+pub mod sql;
 pub mod wire;
 
 pub use config::{ProxyConfig, Upstream};

@@ -35,6 +35,12 @@ enum Command {
     /// Start a throwaway PostgreSQL, pgcache in front of it, and run a workload
     /// through the proxy; then clean up.
     Demo(pgcache::demo::DemoArgs),
+    /// Validate a policy file: prints every error with its line and key, and
+    /// exits non-zero if there is any.
+    CheckPolicy {
+        /// The policy TOML file.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -53,6 +59,10 @@ struct RunArgs {
     /// Address of the admin HTTP server (/metrics, /healthz). Loopback by default.
     #[arg(long, env = "PGCACHE_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
+    /// Bearer token the admin API's mutating endpoints (POST) require. Without
+    /// it they are open to anyone who can reach --admin-listen.
+    #[arg(long, env = "PGCACHE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// A client must send its startup packet within this time (e.g. 500ms, 30s).
     #[arg(long, env = "PGCACHE_STARTUP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     startup_timeout: Duration,
@@ -103,6 +113,25 @@ fn main() -> ExitCode {
             init_logging(cli.log_format);
             runtime.block_on(pgcache::demo::run(args))
         }
+        Some(Command::CheckPolicy { file }) => {
+            return match policies::Policy::load(&file) {
+                Ok(policy) => {
+                    println!(
+                        "{}: ok (max_memory {} bytes, default ttl {:?}, {} table rules, policy hash {})",
+                        file.display(),
+                        policy.max_memory(),
+                        policy.default_ttl(),
+                        policy.tables().count(),
+                        &policy.hash_hex()[..12]
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         None => {
             init_logging(cli.log_format);
             runtime.block_on(run(cli.run))
@@ -127,6 +156,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut config = ProxyConfig::new(args.listen, upstream);
     config.policy = args.policy;
     config.admin_listen = args.admin_listen;
+    config.admin_token = args.admin_token;
     config.startup_timeout = args.startup_timeout;
     config.connect_timeout = args.connect_timeout;
     config.max_client_connections = args.max_client_connections;

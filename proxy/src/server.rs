@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use policies::{Policy, SharedPolicy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::ProxyConfig;
+use crate::engine::Engine;
 use crate::observe::metrics::Metrics;
 use crate::session;
 use crate::wire::{ErrorResponse, SqlState};
@@ -20,6 +22,7 @@ use crate::wire::{ErrorResponse, SqlState};
 pub struct Shared {
     pub config: ProxyConfig,
     pub stats: Metrics,
+    pub engine: Engine,
     connection_slots: Arc<Semaphore>,
 }
 
@@ -27,19 +30,40 @@ pub struct Shared {
 pub struct Proxy {
     shared: Arc<Shared>,
     listener: TcpListener,
+    admin: Option<TcpListener>,
 }
 
 impl Proxy {
     pub async fn bind(config: ProxyConfig) -> anyhow::Result<Proxy> {
+        let policy = match &config.policy {
+            Some(path) => SharedPolicy::from_file(path.clone())
+                .map_err(|e| anyhow::anyhow!("the policy file is invalid:\n{e}"))?,
+            None => SharedPolicy::new(Policy::default(), None),
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let admin = match config.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (--admin-listen)"))?,
+            ),
+            None => None,
+        };
+        let stats = Metrics::new();
+        let engine = Engine::new(&config, policy, stats.invalidations.clone());
         let shared = Arc::new(Shared {
             connection_slots: Arc::new(Semaphore::new(config.max_client_connections)),
-            stats: Metrics::new(),
+            stats,
+            engine,
             config,
         });
-        Ok(Proxy { shared, listener })
+        Ok(Proxy {
+            shared,
+            listener,
+            admin,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -48,18 +72,32 @@ impl Proxy {
             .expect("a bound listener has an address")
     }
 
+    /// Where the admin HTTP server listens, if it does.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
 
     /// Accepts clients until `shutdown` completes. Sessions already running go on
     /// until their clients leave.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         info!(listen = %self.local_addr(), upstream = ?self.shared.config.upstream, "pgcache is accepting connections");
         tokio::pin!(shutdown);
+        let background = crate::maintenance::spawn(self.shared.clone());
+        let admin = self.admin.take().map(|listener| {
+            info!(listen = ?listener.local_addr().ok(), "admin HTTP server listening");
+            tokio::spawn(crate::observe::admin::serve(listener, self.shared.clone()))
+        });
         loop {
             tokio::select! {
                 _ = &mut shutdown => {
+                    background.abort();
+                    if let Some(admin) = &admin {
+                        admin.abort();
+                    }
                     info!("stopped accepting connections");
                     return Ok(());
                 }
@@ -78,6 +116,7 @@ impl Proxy {
     /// Runs the proxy in the background; the handle stops it.
     pub fn spawn(self) -> ProxyHandle {
         let addr = self.local_addr();
+        let admin_addr = self.admin_addr();
         let shared = self.shared.clone();
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(self.run(async move {
@@ -85,6 +124,7 @@ impl Proxy {
         }));
         ProxyHandle {
             addr,
+            admin_addr,
             shared,
             stop,
             task,
@@ -121,6 +161,7 @@ impl Proxy {
 /// A proxy running in the background.
 pub struct ProxyHandle {
     pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,

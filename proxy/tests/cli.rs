@@ -113,3 +113,29 @@ fn runs_from_environment_variables_and_logs_json() {
         "{first}"
     );
 }
+
+#[test]
+fn check_policy_accepts_the_examples_and_names_the_line_of_an_error() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for example in ["full.toml", "minimal.toml"] {
+        let path = root.join("examples/policies").join(example);
+        let out = pgcache().arg("check-policy").arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bad = std::env::temp_dir().join(format!("pgcache-bad-policy-{}.toml", std::process::id()));
+    std::fs::write(
+        &bad,
+        "[defaults]\nttl = \"60s\"\n\n[tables.orders]\nttl = \"5 seconds\"\n",
+    )
+    .unwrap();
+    let out = pgcache().arg("check-policy").arg(&bad).output().unwrap();
+    let _ = std::fs::remove_file(&bad);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":5:"), "names line 5: {err}");
+    assert!(err.contains("ttl"), "names the key: {err}");
+}

@@ -1,7 +1,18 @@
 //! The proxy's Prometheus metrics. Names are an interface: dashboards and alert
 //! rules in `dashboards/` depend on them.
 
-use prometheus::{IntCounter, IntGauge, Opts, Registry};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+use super::queries::{QueryStats, Served};
+use crate::engine::Engine;
+use crate::session::Outcome;
 
 /// A gauge that counts something while a guard is alive.
 #[derive(Clone)]
@@ -26,12 +37,33 @@ impl Drop for GaugeGuard {
     }
 }
 
+/// Query latency buckets: 10µs to 10s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 pub struct Metrics {
     pub registry: Registry,
     pub client_connections: Gauge,
     pub upstream_connections: Gauge,
     pub upstream_errors: IntCounter,
     pub refused_connections: IntCounter,
+    queries: IntCounterVec,
+    bypasses: IntCounterVec,
+    durations: HistogramVec,
+    policy_reloads: IntCounterVec,
+    policy_loaded: IntGauge,
+    pub invalidations: IntCounterVec,
+    pub by_fingerprint: QueryStats,
+    cache_bytes: IntGauge,
+    cache_entries: IntGauge,
+    cache_max_bytes: IntGauge,
+    evictions: IntCounter,
+    expirations: IntCounter,
+    coalesced: IntCounter,
+    /// Engine counters already exported: (evictions, expirations, coalesced).
+    exported: Mutex<(u64, u64, u64)>,
 }
 
 impl Metrics {
@@ -51,6 +83,13 @@ impl Metrics {
                 .expect("unique metric");
             c
         };
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
         let build_info = IntGauge::with_opts(
             Opts::new(
                 "pgcache_build_info",
@@ -63,7 +102,61 @@ impl Metrics {
         registry
             .register(Box::new(build_info))
             .expect("unique metric");
+        let durations = HistogramVec::new(
+            HistogramOpts::new(
+                "pgcache_query_duration_seconds",
+                "Time from a request's arrival to its answer, by result (hit, miss, bypass).",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["result"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(durations.clone()))
+            .expect("unique metric");
+        let queries = counter_vec(
+            "pgcache_queries_total",
+            "Requests (queries and extended-protocol batches) by result: hit, miss, bypass.",
+            "result",
+        );
+        for result in ["hit", "miss", "bypass"] {
+            queries.with_label_values(&[result]);
+        }
+        let policy_reloads = counter_vec(
+            "pgcache_policy_reloads_total",
+            "Policy file reloads, by outcome (ok, error).",
+            "outcome",
+        );
+        for outcome in ["ok", "error"] {
+            policy_reloads.with_label_values(&[outcome]);
+        }
+        let policy_loaded = IntGauge::new(
+            "pgcache_policy_loaded_timestamp_seconds",
+            "When the policy in force was loaded (Unix time).",
+        )
+        .expect("valid metric");
+        policy_loaded.set(unix_now());
+        registry
+            .register(Box::new(policy_loaded.clone()))
+            .expect("unique metric");
+        let invalidations = counter_vec(
+            "pgcache_invalidations_total",
+            "Invalidations by table (schema.name; \"(all)\" for invalidate-everything).",
+            "table",
+        );
+        invalidations.with_label_values(&["(all)"]);
         Metrics {
+            invalidations,
+            by_fingerprint: QueryStats::default(),
+            cache_bytes: gauge("pgcache_cache_bytes", "Bytes held by the cache, keys and overhead included.").0,
+            cache_entries: gauge("pgcache_cache_entries", "Entries in the cache.").0,
+            cache_max_bytes: gauge("pgcache_cache_max_bytes", "The cache's byte budget (policy max_memory).").0,
+            evictions: counter("pgcache_evictions_total", "Entries evicted to stay within the byte budget."),
+            expirations: counter("pgcache_expirations_total", "Entries dropped because their TTL passed."),
+            coalesced: counter("pgcache_coalesced_total", "Requests that waited for another session's identical query instead of going upstream."),
+            exported: Mutex::new((0, 0, 0)),
+            policy_reloads,
+            policy_loaded,
             client_connections: gauge("pgcache_client_connections", "Client connections open now."),
             upstream_connections: gauge(
                 "pgcache_upstream_connections",
@@ -77,9 +170,109 @@ impl Metrics {
                 "pgcache_refused_connections_total",
                 "Client connections refused because max_client_connections was reached.",
             ),
+            bypasses: counter_vec(
+                "pgcache_bypass_total",
+                "Requests forwarded without the cache, by reason.",
+                "reason",
+            ),
+            queries,
+            durations,
             registry,
         }
     }
+
+    pub fn record_hit(&self, started: Instant, fingerprint: Option<(u64, &Arc<str>)>) {
+        let took = started.elapsed();
+        self.queries.with_label_values(&["hit"]).inc();
+        self.durations
+            .with_label_values(&["hit"])
+            .observe(took.as_secs_f64());
+        if let Some((id, text)) = fingerprint {
+            self.by_fingerprint.record(id, text, Served::Hit, took);
+        }
+    }
+
+    /// A forwarded request got its ReadyForQuery.
+    pub fn record_cycle(
+        &self,
+        outcome: Outcome,
+        started: Instant,
+        fingerprint: Option<(u64, &Arc<str>)>,
+    ) {
+        let took = started.elapsed();
+        let (result, served) = match outcome {
+            Outcome::Miss => ("miss", Served::Miss),
+            Outcome::Bypass(reason) => {
+                // `reason` comes from a fixed set of labels in the code: bounded.
+                self.bypasses.with_label_values(&[reason]).inc();
+                ("bypass", Served::Bypass(reason))
+            }
+        };
+        self.queries.with_label_values(&[result]).inc();
+        self.durations
+            .with_label_values(&[result])
+            .observe(took.as_secs_f64());
+        if let Some((id, text)) = fingerprint {
+            self.by_fingerprint.record(id, text, served, took);
+        }
+    }
+
+    /// Brings the cache's gauges and counters up to date (before a scrape).
+    pub fn refresh_cache(&self, engine: &Engine) {
+        let stats = engine.stats.snapshot();
+        self.cache_bytes.set(engine.store.bytes() as i64);
+        self.cache_entries.set(engine.store.len() as i64);
+        self.cache_max_bytes.set(engine.store.max_bytes() as i64);
+        let mut exported = self.exported.lock();
+        let (evictions, expirations, coalesced) = *exported;
+        self.evictions
+            .inc_by(stats.evictions.saturating_sub(evictions));
+        self.expirations
+            .inc_by(stats.expirations.saturating_sub(expirations));
+        self.coalesced
+            .inc_by(stats.coalesced.saturating_sub(coalesced));
+        *exported = (
+            stats.evictions.max(evictions),
+            stats.expirations.max(expirations),
+            stats.coalesced.max(coalesced),
+        );
+    }
+
+    /// The registry in Prometheus' text format.
+    pub fn encode(&self) -> String {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    pub fn record_policy_reload(&self, ok: bool, _policy: &policies::Policy) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.policy_reloads.with_label_values(&[outcome]).inc();
+        if ok {
+            self.policy_loaded.set(unix_now());
+        }
+    }
+
+    pub fn policy_reloads(&self, outcome: &str) -> u64 {
+        self.policy_reloads.with_label_values(&[outcome]).get()
+    }
+
+    /// Requests answered so far with `result` (hit, miss, bypass).
+    pub fn queries(&self, result: &str) -> u64 {
+        self.queries.with_label_values(&[result]).get()
+    }
+
+    pub fn bypasses(&self, reason: &str) -> u64 {
+        self.bypasses.with_label_values(&[reason]).get()
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl Default for Metrics {

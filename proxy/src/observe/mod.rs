@@ -1,4 +1,6 @@
 //! What the proxy tells operators: Prometheus metrics (and, with them, the admin
 //! HTTP server).
 
+pub mod admin;
 pub mod metrics;
+pub mod queries;

@@ -1,12 +1,19 @@
 //! One client connection, from its first byte to its close.
 //!
-//! `startup` reads the opening packets and connects upstream; `relay` forwards
-//! both directions until one side goes away; `state` is what the session has
-//! learned from the messages it relayed.
+//! `startup` reads the opening packets and connects upstream; `relay` moves
+//! bytes both ways until one side goes away; `protocol` decides, message by
+//! message, what is forwarded, answered from the cache, captured or
+//! invalidated, with `plan` (statement decisions), `context` (what goes into
+//! the cache key), `cycle` (responses owed) and `statements` (prepared
+//! statements and portals).
 
+mod context;
+mod cycle;
+mod plan;
+mod protocol;
 mod relay;
 mod startup;
-pub mod state;
+mod statements;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +23,8 @@ use tracing::{debug, info, warn};
 
 use crate::server::Shared;
 use crate::wire::{ErrorResponse, SqlState};
+pub use cycle::Outcome;
+use protocol::Protocol;
 pub use relay::Ending;
 use relay::Relay;
 use startup::{connect_upstream, forward_cancel, read_opening, Opening};
@@ -73,9 +82,10 @@ where
     }
 
     let _upstream_guard = shared.stats.upstream_connections.guard();
-    let mut relay = Relay::new(client, server, Default::default(), config.max_message_size);
+    let protocol = Protocol::new(shared.clone(), &startup);
+    let mut relay = Relay::new(client, server, protocol, config.max_message_size);
     let ending = relay.run().await;
-    let pid = relay.state().backend_pid.unwrap_or(0);
+    let pid = relay.protocol.backend_pid.unwrap_or(0);
     match ending {
         Ending::ClientClosed | Ending::ClientTerminated | Ending::ServerClosed => {
             debug!(%peer, %user, %database, backend_pid = pid, ?ending, "session ended")

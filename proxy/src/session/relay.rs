@@ -13,9 +13,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
-use crate::session::state::SessionState;
-use crate::wire::error_response::severity_of;
-use crate::wire::{backend, frontend, ErrorResponse, FrameError, Framer, Piece, SqlState};
+use crate::session::protocol::Protocol;
+use crate::wire::{ErrorResponse, FrameError, Framer, Piece, SqlState};
 
 /// Messages up to this size are buffered whole and can be inspected; larger ones
 /// stream through in parts.
@@ -28,6 +27,8 @@ const READ_CHUNK: usize = 16 << 10;
 /// After one side has gone, how long the proxy keeps trying to deliver what the
 /// other side still has to receive.
 const LINGER: Duration = Duration::from_secs(5);
+/// How long a session whose client left waits for its writes to finish.
+const WRITE_SETTLE: Duration = Duration::from_secs(30);
 
 /// One direction's socket halves and buffers.
 struct Half<T> {
@@ -78,7 +79,7 @@ pub enum Ending {
 pub struct Relay<C, S> {
     client: Half<C>,
     server: Half<S>,
-    state: SessionState,
+    pub protocol: Protocol,
 }
 
 impl<C, S> Relay<C, S>
@@ -86,29 +87,52 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    pub fn new(client: C, server: S, state: SessionState, max_client_message: usize) -> Self {
+    pub fn new(client: C, server: S, protocol: Protocol, max_client_message: usize) -> Self {
         Relay {
             client: Half::new(client, max_client_message),
             // The server is trusted to respect its own limits.
             server: Half::new(server, crate::wire::MAX_MESSAGE_LEN),
-            state,
+            protocol,
         }
-    }
-
-    pub fn state(&self) -> &SessionState {
-        &self.state
     }
 
     /// Relays until one side goes away, then delivers what the other side is
     /// still owed (for at most `LINGER`).
     pub async fn run(&mut self) -> Ending {
         let ending = self.forward().await;
+        if matches!(ending, Ending::ClientClosed | Ending::ClientIo(_))
+            && self.server.open
+            && self.protocol.has_pending_writes()
+        {
+            // A write or COMMIT is in flight from a client that left: wait for
+            // the server to finish it, so the invalidation comes after it.
+            let _ = tokio::time::timeout(WRITE_SETTLE, self.settle_server()).await;
+        }
+        self.protocol.on_session_end();
         let linger = async {
             let _ = drain(&mut self.client).await;
             let _ = drain(&mut self.server).await;
         };
         let _ = tokio::time::timeout(LINGER, linger).await;
         ending
+    }
+
+    /// Reads the server until the cycles in flight are answered; the answers
+    /// go nowhere.
+    async fn settle_server(&mut self) {
+        let _ = drain(&mut self.server).await;
+        while self.protocol.has_cycles() {
+            self.server.inbox.reserve(READ_CHUNK);
+            match self.server.reader.read_buf(&mut self.server.inbox).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if self.on_server_bytes().is_err() {
+                        return;
+                    }
+                    self.client.outbox.clear();
+                }
+            }
+        }
     }
 
     async fn forward(&mut self) -> Ending {
@@ -149,13 +173,13 @@ where
                 r = client.reader.read_buf(&mut client.inbox), if read_client => {
                     match r {
                         Ok(0) => {
-                            return if self.state.terminated {
+                            return if self.protocol.terminated {
                                 Ending::ClientTerminated
                             } else {
                                 Ending::ClientClosed
                             }
                         }
-                        Ok(_) => if let Err(e) = self.on_client_bytes() {
+                        Ok(_) => if let Err(e) = self.on_client_bytes().await {
                             self.tell_client(
                                 ErrorResponse::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()),
                             );
@@ -171,44 +195,44 @@ where
         }
     }
 
-    /// Frames what the client sent and queues it for the server.
-    fn on_client_bytes(&mut self) -> Result<(), FrameError> {
+    /// Frames what the client sent and hands it to the protocol, which queues
+    /// it for the server or answers it from the cache.
+    async fn on_client_bytes(&mut self) -> Result<(), FrameError> {
         while let Some(piece) = self.client.framer.next(&mut self.client.inbox)? {
             match piece {
                 Piece::Message { tag, bytes } => {
-                    if tag == frontend::TERMINATE {
-                        self.state.terminated = true;
-                    }
-                    self.server.outbox.extend_from_slice(&bytes);
+                    self.protocol
+                        .on_client_message(
+                            tag,
+                            bytes.freeze(),
+                            &mut self.server.outbox,
+                            &mut self.client.outbox,
+                        )
+                        .await
                 }
-                Piece::Part { bytes, .. } => self.server.outbox.extend_from_slice(&bytes),
+                Piece::Part { bytes, .. } => {
+                    self.protocol
+                        .on_client_part(&bytes, &mut self.server.outbox)
+                        .await
+                }
             }
         }
+        self.protocol.end_of_input(&mut self.server.outbox).await;
         Ok(())
     }
 
-    /// Frames what the server sent, notes what the session state depends on, and
-    /// queues it for the client.
+    /// Frames what the server sent and hands it to the protocol, which queues
+    /// it for the client.
     fn on_server_bytes(&mut self) -> Result<(), FrameError> {
         while let Some(piece) = self.server.framer.next(&mut self.server.inbox)? {
             match piece {
                 Piece::Message { tag, bytes } => {
-                    match tag {
-                        backend::READY_FOR_QUERY => self.state.on_ready_for_query(&bytes),
-                        backend::PARAMETER_STATUS => self.state.on_parameter_status(&bytes),
-                        backend::BACKEND_KEY_DATA => self.state.on_backend_key_data(&bytes),
-                        backend::AUTHENTICATION => self.state.on_authentication(&bytes),
-                        backend::ERROR_RESPONSE
-                            if severity_of(&bytes)
-                                .is_some_and(|s| s == b"FATAL" || s == b"PANIC") =>
-                        {
-                            self.state.server_said_fatal = true;
-                        }
-                        _ => {}
-                    }
-                    self.client.outbox.extend_from_slice(&bytes);
+                    self.protocol
+                        .on_server_message(tag, &bytes, &mut self.client.outbox)
                 }
-                Piece::Part { bytes, .. } => self.client.outbox.extend_from_slice(&bytes),
+                Piece::Part { bytes, .. } => self
+                    .protocol
+                    .on_server_part(&bytes, &mut self.client.outbox),
             }
         }
         Ok(())
@@ -220,7 +244,7 @@ where
     fn server_lost(&mut self, ending: Ending) -> Ending {
         self.server.open = false;
         self.server.outbox.clear();
-        if !self.state.server_said_fatal && !self.state.terminated {
+        if !self.protocol.server_said_fatal && !self.protocol.terminated {
             let why = match &ending {
                 Ending::ServerIo(e) => format!(": {e}"),
                 Ending::ServerProtocolError(e) => format!(": {e}"),

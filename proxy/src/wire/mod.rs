@@ -4,9 +4,15 @@
 //! message only when a decision depends on its contents, lazily and on the raw
 //! `Bytes` of the frame. One file per message kind that the proxy reads or builds.
 
+pub mod bind;
+pub mod cursor;
+pub mod describe;
 pub mod error_response;
+pub mod execute;
 pub mod framer;
 pub mod parameter_status;
+pub mod parse;
+pub mod query;
 pub mod ready_for_query;
 pub mod startup;
 
@@ -17,6 +23,11 @@ pub use startup::{StartupError, StartupPacket};
 
 /// Message type bytes sent by the server that the proxy looks at.
 pub mod backend {
+    pub const BIND_COMPLETE: u8 = b'2';
+    pub const COMMAND_COMPLETE: u8 = b'C';
+    pub const DATA_ROW: u8 = b'D';
+    pub const PARSE_COMPLETE: u8 = b'1';
+    pub const ROW_DESCRIPTION: u8 = b'T';
     pub const AUTHENTICATION: u8 = b'R';
     pub const BACKEND_KEY_DATA: u8 = b'K';
     pub const ERROR_RESPONSE: u8 = b'E';
@@ -26,6 +37,15 @@ pub mod backend {
 
 /// Message type bytes sent by the client that the proxy looks at.
 pub mod frontend {
+    pub const BIND: u8 = b'B';
+    pub const CLOSE: u8 = b'C';
+    pub const DESCRIBE: u8 = b'D';
+    pub const EXECUTE: u8 = b'E';
+    pub const FLUSH: u8 = b'H';
+    pub const FUNCTION_CALL: u8 = b'F';
+    pub const PARSE: u8 = b'P';
+    pub const QUERY: u8 = b'Q';
+    pub const SYNC: u8 = b'S';
     pub const TERMINATE: u8 = b'X';
 }
 

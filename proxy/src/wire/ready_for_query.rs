@@ -13,6 +13,15 @@ pub enum TxStatus {
 }
 
 impl TxStatus {
+    /// The ReadyForQuery message announcing this status.
+    pub fn message(self) -> &'static [u8] {
+        match self {
+            TxStatus::Idle => b"Z\0\0\0\x05I",
+            TxStatus::InTransaction => b"Z\0\0\0\x05T",
+            TxStatus::Failed => b"Z\0\0\0\x05E",
+        }
+    }
+
     /// Reads the status byte of a whole ReadyForQuery message (header included).
     pub fn from_message(message: &[u8]) -> Option<TxStatus> {
         if message.len() != 6 {
@@ -39,5 +48,8 @@ mod tests {
         );
         assert_eq!(TxStatus::from_message(b"Z\0\0\0\x05?"), None);
         assert_eq!(TxStatus::from_message(b"Z\0\0\0\x04"), None);
+        for s in [TxStatus::Idle, TxStatus::InTransaction, TxStatus::Failed] {
+            assert_eq!(TxStatus::from_message(s.message()), Some(s));
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod raw;
 
 use std::net::SocketAddr;
@@ -110,4 +111,14 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Prometheus' `promtool`; the suite fails (never skips) without it.
+pub fn promtool() -> std::path::PathBuf {
+    for candidate in ["/usr/bin/promtool", "/usr/local/bin/promtool"] {
+        if std::path::Path::new(candidate).exists() {
+            return candidate.into();
+        }
+    }
+    panic!("promtool not found: install it with `apt-get install -y prometheus` (bash scripts/test.sh does)");
 }

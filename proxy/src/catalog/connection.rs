@@ -1,0 +1,237 @@
+//! One database's catalog: its control connection, the current snapshot,
+//! and when to reload it.
+//!
+//! Staleness is a pair of counters rather than a flag, so that a reload
+//! racing with DDL cannot clear a mark it did not see: `mark_stale` bumps
+//! `requested`; a load records the value it read *before* its transaction
+//! began; the snapshot is current only while the two are equal.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::{Mutex, MutexGuard};
+use tokio_postgres::{Client, NoTls};
+
+use super::config::CatalogConfig;
+use super::error::{describe, CatalogError};
+use super::load;
+use super::snapshot::Snapshot;
+
+const APPLICATION_NAME: &str = "pgcache-catalog";
+
+/// The catalog of one database. Created by [`Catalogs`](super::Catalogs).
+pub struct DbCatalog {
+    index: u32,
+    database: String,
+    config: Arc<CatalogConfig>,
+    current: ArcSwapOption<Snapshot>,
+    /// Bumped by `mark_stale`.
+    requested: AtomicU64,
+    /// The `requested` value the current snapshot's load started after.
+    loaded_for: AtomicU64,
+    /// The control connection; holding this lock is being the one reload in
+    /// flight (single-flight).
+    control: Mutex<Option<Client>>,
+    /// The last failed load, served to callers until the backoff passes.
+    failure: StdMutex<Option<Failure>>,
+}
+
+struct Failure {
+    at: Instant,
+    error: CatalogError,
+}
+
+impl DbCatalog {
+    pub(super) fn new(index: u32, database: String, config: Arc<CatalogConfig>) -> DbCatalog {
+        DbCatalog {
+            index,
+            database,
+            config,
+            current: ArcSwapOption::empty(),
+            requested: AtomicU64::new(0),
+            loaded_for: AtomicU64::new(0),
+            control: Mutex::new(None),
+            failure: StdMutex::new(None),
+        }
+    }
+
+    /// A small number unique per database within this process (0, 1, 2, ...
+    /// in order of first use), so the proxy can build relation ids as
+    /// `(index << 32) | oid`.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The next [`snapshot`](DbCatalog::snapshot) call must reload (after DDL).
+    pub fn mark_stale(&self) {
+        self.requested.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The error of the last load if it failed (for logs and the admin API).
+    pub fn last_error(&self) -> Option<CatalogError> {
+        self.failure_slot().as_ref().map(|f| f.error.clone())
+    }
+
+    /// Whether a load has ever succeeded.
+    pub(super) fn has_snapshot(&self) -> bool {
+        self.current.load().is_some()
+    }
+
+    /// The current snapshot. Reloads first when marked stale (every caller
+    /// waits for that one reload) or older than `refresh_interval` (one
+    /// caller reloads; callers arriving meanwhile get the old snapshot, which
+    /// no DDL relayed by the proxy has invalidated).
+    ///
+    /// A failed reload is an error, not the old snapshot: after DDL the old
+    /// one may name relations wrongly. The error is repeated without
+    /// contacting the server until `retry_backoff` has passed.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, CatalogError> {
+        let requested = self.requested.load(Ordering::SeqCst);
+        if let Some(snapshot) = self.current.load_full() {
+            if self.loaded_for.load(Ordering::SeqCst) == requested {
+                if snapshot.loaded_at.elapsed() < self.config.refresh_interval {
+                    return Ok(snapshot);
+                }
+                return match self.control.try_lock() {
+                    Ok(control) => self.refresh(control).await,
+                    Err(_) => Ok(snapshot),
+                };
+            }
+        }
+        let control = self.control.lock().await;
+        self.refresh(control).await
+    }
+
+    /// Reloads unless another caller did while this one waited for the lock,
+    /// or a recent failure is still in its backoff.
+    async fn refresh(
+        &self,
+        mut control: MutexGuard<'_, Option<Client>>,
+    ) -> Result<Arc<Snapshot>, CatalogError> {
+        let requested = self.requested.load(Ordering::SeqCst);
+        if let Some(snapshot) = self.current.load_full() {
+            if self.loaded_for.load(Ordering::SeqCst) == requested
+                && snapshot.loaded_at.elapsed() < self.config.refresh_interval
+            {
+                return Ok(snapshot);
+            }
+        }
+        if let Some(failure) = self.failure_slot().as_ref() {
+            if failure.at.elapsed() < self.config.retry_backoff {
+                return Err(failure.error.clone());
+            }
+        }
+        match self.load(&mut control).await {
+            Ok(snapshot) => {
+                let snapshot = Arc::new(snapshot);
+                tracing::debug!(
+                    database = %self.database,
+                    relations = snapshot.relation_count(),
+                    took_ms = snapshot.load_duration().as_secs_f64() * 1000.0,
+                    "catalog loaded"
+                );
+                self.current.store(Some(Arc::clone(&snapshot)));
+                self.loaded_for.store(requested, Ordering::SeqCst);
+                *self.failure_slot() = None;
+                Ok(snapshot)
+            }
+            Err(error) => {
+                // The connection may be mid-query or in a failed
+                // transaction: start over with a new one next time.
+                *control = None;
+                tracing::warn!(database = %self.database, %error, "catalog load failed");
+                *self.failure_slot() = Some(Failure {
+                    at: Instant::now(),
+                    error: error.clone(),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    async fn load(&self, control: &mut Option<Client>) -> Result<Snapshot, CatalogError> {
+        let client = match control.take() {
+            Some(client) if !client.is_closed() => control.insert(client),
+            _ => control.insert(self.connect().await?),
+        };
+        let timeout = self.config.load_timeout;
+        match tokio::time::timeout(timeout, load::load(client)).await {
+            Ok(Ok(snapshot)) => Ok(snapshot),
+            Ok(Err(message)) => Err(CatalogError::Load {
+                database: self.database.clone(),
+                message,
+            }),
+            Err(_) => Err(CatalogError::Timeout {
+                database: self.database.clone(),
+                what: "load",
+                after: timeout,
+            }),
+        }
+    }
+
+    async fn connect(&self) -> Result<Client, CatalogError> {
+        let config = &self.config;
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(&config.host)
+            .port(config.port)
+            .user(&config.user)
+            .dbname(&self.database)
+            .application_name(APPLICATION_NAME)
+            .connect_timeout(config.connect_timeout);
+        if let Some(password) = &config.password {
+            pg.password(password);
+        }
+        // tokio-postgres's own timeout covers the TCP connect only; this one
+        // also bounds a server that accepts and then never answers.
+        let connected = tokio::time::timeout(config.connect_timeout, pg.connect(NoTls)).await;
+        let (client, connection) = match connected {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => {
+                return Err(CatalogError::Connect {
+                    database: self.database.clone(),
+                    message: describe(&e),
+                })
+            }
+            Err(_) => {
+                return Err(CatalogError::Timeout {
+                    database: self.database.clone(),
+                    what: "connect",
+                    after: config.connect_timeout,
+                })
+            }
+        };
+        let database = self.database.clone();
+        tokio::spawn(async move {
+            // Ends when the Client is dropped, or when the server goes away;
+            // the next load then notices `is_closed` and reconnects.
+            if let Err(e) = connection.await {
+                tracing::debug!(%database, error = %describe(&e), "catalog connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    fn failure_slot(&self) -> std::sync::MutexGuard<'_, Option<Failure>> {
+        // Nothing panics while holding it; if something did, the data (an
+        // Option) is still consistent.
+        self.failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl std::fmt::Debug for DbCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbCatalog")
+            .field("index", &self.index)
+            .field("database", &self.database)
+            .field("loaded", &self.has_snapshot())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,187 @@
+//! The caching parts every session shares: the store and its generations, the
+//! coalescer, the SQL analyzer, the catalogs, and the live policy.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use prometheus::IntCounterVec;
+
+use cache_core::{Coalescer, Generations, RelationId, Stats, Store, StoreConfig};
+use policies::{Policy, SharedPolicy};
+
+use crate::catalog::{CatalogConfig, Catalogs, Oid};
+use crate::config::ProxyConfig;
+use crate::sql::Analyzer;
+
+/// What a statement may have changed, to be invalidated once the server has
+/// acknowledged it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WriteSet {
+    #[default]
+    Nothing,
+    Relations(Vec<RelationId>),
+    /// Anything at all: a DDL, a DO block, a trigger or function the proxy cannot see into.
+    Everything,
+}
+
+impl WriteSet {
+    pub fn is_empty(&self) -> bool {
+        matches!(self, WriteSet::Nothing)
+    }
+
+    pub fn add(&mut self, other: &WriteSet) {
+        match (&mut *self, other) {
+            (WriteSet::Everything, _) | (_, WriteSet::Nothing) => {}
+            (_, WriteSet::Everything) => *self = WriteSet::Everything,
+            (WriteSet::Nothing, WriteSet::Relations(r)) => *self = WriteSet::Relations(r.clone()),
+            (WriteSet::Relations(mine), WriteSet::Relations(r)) => {
+                for id in r {
+                    if !mine.contains(id) {
+                        mine.push(*id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long a follower waits for the leader's result before it goes upstream itself.
+pub const COALESCE_WAIT: Duration = Duration::from_secs(5);
+/// Analyses kept (distinct statement shapes).
+const ANALYSIS_CACHE: usize = 10_000;
+/// Shards of the store; the per-entry cap is also bounded by max_memory / SHARDS.
+const SHARDS: usize = 16;
+
+/// Relation ids seen by the planner, with their qualified names: labels for the
+/// per-table invalidation metric and the admin API. Bounded, so the metric's
+/// cardinality is too.
+#[derive(Default)]
+pub struct TableNames {
+    names: RwLock<HashMap<RelationId, Arc<str>>>,
+}
+
+/// Tables beyond this many are counted under the label "other".
+const MAX_TABLE_LABELS: usize = 1000;
+
+impl TableNames {
+    pub fn note(&self, id: RelationId, schema: &str, name: &str) {
+        if self.names.read().contains_key(&id) {
+            return;
+        }
+        let mut names = self.names.write();
+        if names.len() < MAX_TABLE_LABELS {
+            names
+                .entry(id)
+                .or_insert_with(|| Arc::from(format!("{schema}.{name}")));
+        }
+    }
+
+    pub fn label(&self, id: RelationId) -> Arc<str> {
+        self.names
+            .read()
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| Arc::from("other"))
+    }
+
+    /// Every id known under `qualified` ("schema.name"), in any database.
+    pub fn find(&self, qualified: &str) -> Vec<RelationId> {
+        self.names
+            .read()
+            .iter()
+            .filter(|(_, n)| &***n == qualified)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<(RelationId, Arc<str>)> {
+        self.names
+            .read()
+            .iter()
+            .map(|(id, n)| (*id, n.clone()))
+            .collect()
+    }
+}
+
+pub struct Engine {
+    pub tables: TableNames,
+    invalidations: IntCounterVec,
+    pub store: Store,
+    pub generations: Generations,
+    pub coalescer: Coalescer,
+    pub stats: Arc<Stats>,
+    pub analyzer: Analyzer,
+    pub catalogs: Catalogs,
+    pub policy: SharedPolicy,
+}
+
+impl Engine {
+    pub fn new(config: &ProxyConfig, policy: SharedPolicy, invalidations: IntCounterVec) -> Engine {
+        let stats = Arc::new(Stats::new());
+        let current = policy.load();
+        let store = Store::with_stats(
+            StoreConfig {
+                max_bytes: current.max_memory(),
+                max_entry_bytes: current.max_entry_size(),
+                shards: SHARDS,
+            },
+            stats.clone(),
+        );
+        let upstream = &config.upstream;
+        Engine {
+            tables: TableNames::default(),
+            invalidations,
+            store,
+            generations: Generations::with_stats(stats.clone()),
+            coalescer: Coalescer::with_stats(stats.clone()),
+            analyzer: Analyzer::new(ANALYSIS_CACHE),
+            catalogs: Catalogs::new({
+                let mut c = CatalogConfig::new(
+                    upstream.host.clone(),
+                    upstream.port,
+                    upstream.user.clone(),
+                    upstream.password.clone(),
+                );
+                c.connect_timeout = config.connect_timeout;
+                c
+            }),
+            policy,
+            stats,
+        }
+    }
+
+    /// Relation ids are unique across databases: the catalog's index and the OID.
+    pub fn relation_id(db_index: u32, oid: Oid) -> RelationId {
+        (u64::from(db_index) << 32) | u64::from(oid)
+    }
+
+    /// Invalidates what `writes` names. Called after the server acknowledged the
+    /// write and before the acknowledgement is relayed.
+    pub fn invalidate(&self, writes: &WriteSet) {
+        match writes {
+            WriteSet::Nothing => {}
+            WriteSet::Relations(ids) => {
+                self.generations.bump(ids);
+                for &id in ids {
+                    self.invalidations
+                        .with_label_values(&[&*self.tables.label(id)])
+                        .inc();
+                }
+            }
+            WriteSet::Everything => {
+                self.generations.bump_all();
+                self.invalidations.with_label_values(&["(all)"]).inc();
+            }
+        }
+    }
+
+    /// Applies a newly loaded policy: budgets change, and every entry goes,
+    /// since rules that allowed it may not allow it any more.
+    pub fn apply_policy(&self, policy: &Policy) {
+        self.store.set_max_bytes(policy.max_memory());
+        self.store.set_max_entry_bytes(policy.max_entry_size());
+        self.store.clear();
+    }
+}

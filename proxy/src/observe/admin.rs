@@ -1,0 +1,277 @@
+//! The admin HTTP server: `/metrics` for Prometheus, `/healthz` for load
+//! balancers, and a small JSON API over the cache. Mutating endpoints take an
+//! optional bearer token.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{header, Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+use crate::server::Shared;
+
+/// Request bodies larger than this are refused.
+const MAX_BODY: usize = 64 << 10;
+const TOP_QUERIES: usize = 50;
+
+/// Serves admin requests until the task is aborted.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(route(req, &shared).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(%peer, error = %e, "admin connection ended");
+            }
+        });
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
+    let path = req.uri().path().to_string();
+    let mutating = req.method() == Method::POST;
+    if mutating && !authorized(&req, shared) {
+        return json_reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "a bearer token is required for this endpoint"}),
+        );
+    }
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/metrics") => {
+            shared.stats.refresh_cache(&shared.engine);
+            Response::builder()
+                .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                .body(Full::new(Bytes::from(shared.stats.encode())))
+                .unwrap_or_default()
+        }
+        (Method::GET, "/healthz") => healthz(shared).await,
+        (Method::GET, "/api/queries") => json_reply(StatusCode::OK, queries(shared)),
+        (Method::GET, "/api/tables") => json_reply(StatusCode::OK, tables(shared)),
+        (Method::POST, "/api/invalidate") => match body_json(req).await {
+            Ok(body) => invalidate(shared, &body),
+            Err(reply) => reply,
+        },
+        (Method::POST, "/api/reload") => {
+            if crate::maintenance::reload_policy(shared, "admin API") {
+                let policy = shared.engine.policy.load();
+                json_reply(
+                    StatusCode::OK,
+                    json!({"status": "ok", "policy_hash": policy.hash_hex()}),
+                )
+            } else {
+                let errors = shared
+                    .engine
+                    .policy
+                    .last_error()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                json_reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"status": "error", "errors": errors}),
+                )
+            }
+        }
+        _ => json_reply(StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})),
+    }
+}
+
+fn authorized(req: &Request<Incoming>, shared: &Shared) -> bool {
+    let Some(token) = &shared.config.admin_token else {
+        return true;
+    };
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// 200 when the upstream accepts a TCP connection, 503 otherwise.
+async fn healthz(shared: &Shared) -> Reply {
+    let upstream = &shared.config.upstream;
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect((upstream.host.as_str(), upstream.port)),
+    )
+    .await;
+    match attempt {
+        Ok(Ok(_)) => json_reply(
+            StatusCode::OK,
+            json!({"status": "ok", "upstream": upstream.address()}),
+        ),
+        Ok(Err(e)) => json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "upstream": upstream.address(), "error": e.to_string()}),
+        ),
+        Err(_) => json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "upstream": upstream.address(), "error": "timed out"}),
+        ),
+    }
+}
+
+fn queries(shared: &Shared) -> Value {
+    let usage = shared.engine.store.entries_by_tag();
+    let rows: Vec<Value> = shared
+        .stats
+        .by_fingerprint
+        .top(TOP_QUERIES)
+        .into_iter()
+        .map(|(id, s)| {
+            let cached = usage.get(&id);
+            json!({
+                "fingerprint": &*s.fingerprint,
+                "hits": s.hits,
+                "misses": s.misses,
+                "bypasses": s.bypasses,
+                "bypass_reason": s.last_bypass_reason,
+                "mean_hit_ms": s.mean_hit_seconds() * 1e3,
+                "mean_miss_ms": s.mean_miss_seconds() * 1e3,
+                "cached_entries": cached.map_or(0, |u| u.entries),
+                "cached_bytes": cached.map_or(0, |u| u.bytes),
+            })
+        })
+        .collect();
+    json!({ "queries": rows })
+}
+
+fn tables(shared: &Shared) -> Value {
+    let engine = &shared.engine;
+    let mut entries: HashMap<u64, (u64, u64)> = HashMap::new();
+    engine.store.for_each_entry(|_, entry| {
+        for (id, _) in entry.generations.relations() {
+            let e = entries.entry(id).or_default();
+            e.0 += 1;
+            e.1 += entry.size() as u64;
+        }
+    });
+    let policy = engine.policy.load();
+    let mut rows: Vec<Value> = engine
+        .tables
+        .all()
+        .into_iter()
+        .map(|(id, name)| {
+            let (schema, table) = name.split_once('.').unwrap_or(("public", &name));
+            let rule = policy.table(schema, table);
+            let (count, bytes) = entries.get(&id).copied().unwrap_or_default();
+            json!({
+                "table": &*name,
+                "database_index": id >> 32,
+                "entries": count,
+                "bytes": bytes,
+                "invalidations": shared.stats.invalidations.with_label_values(&[&*name]).get(),
+                "policy": {
+                    "cache": rule.cache,
+                    "ttl": policies::format_duration(rule.ttl),
+                    "max_entry_size": policies::format_size(rule.max_entry_size),
+                    "source": format!("{:?}", rule.source).to_lowercase(),
+                },
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| a["table"].as_str().cmp(&b["table"].as_str()));
+    json!({ "tables": rows })
+}
+
+/// `{"table": "schema.name"}`, `{"fingerprint": "..."}` or `{"all": true}`.
+fn invalidate(shared: &Shared, body: &Value) -> Reply {
+    let engine = &shared.engine;
+    if body.get("all").and_then(Value::as_bool) == Some(true) {
+        engine.invalidate(&crate::engine::WriteSet::Everything);
+        engine.store.clear();
+        return json_reply(StatusCode::OK, json!({"invalidated": "all"}));
+    }
+    if let Some(table) = body.get("table").and_then(Value::as_str) {
+        let name = match policies::QualifiedName::parse(table) {
+            Ok(q) => format!("{}.{}", q.schema, q.name),
+            Err(e) => {
+                return json_reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("bad table name: {e}")}),
+                )
+            }
+        };
+        let ids = engine.tables.find(&name);
+        if ids.is_empty() {
+            return json_reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": format!("no cached query has read {name}")}),
+            );
+        }
+        engine.invalidate(&crate::engine::WriteSet::Relations(ids.clone()));
+        return json_reply(
+            StatusCode::OK,
+            json!({"invalidated": name, "relations": ids.len()}),
+        );
+    }
+    if let Some(fingerprint) = body.get("fingerprint").and_then(Value::as_str) {
+        let canonical = policies::canonical_fingerprint(fingerprint);
+        let Some(id) = shared.stats.by_fingerprint.id_of(&canonical) else {
+            return json_reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": "no such fingerprint; copy it from GET /api/queries"}),
+            );
+        };
+        let removed = engine.store.remove_where(|_, e| e.tag == id);
+        return json_reply(StatusCode::OK, json!({"removed": removed}));
+    }
+    json_reply(
+        StatusCode::BAD_REQUEST,
+        json!({"error": "expected {\"table\": \"schema.name\"}, {\"fingerprint\": \"...\"} or {\"all\": true}"}),
+    )
+}
+
+async fn body_json(req: Request<Incoming>) -> Result<Value, Reply> {
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            json_reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("could not read the body: {e}")}),
+            )
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| {
+        json_reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("the body is not JSON: {e}")}),
+        )
+    })
+}
+
+fn json_reply(status: StatusCode, body: Value) -> Reply {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_default()
+}

@@ -1,0 +1,292 @@
+//! Decisions about one statement, from its analysis, the catalog and the policy:
+//! what it may write, and whether (and how) its result may be cached.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cache_core::RelationId;
+use policies::Policy;
+
+use crate::catalog::{FunctionInfo, RelKind, Relation, Snapshot, Volatility};
+use crate::engine::{Engine, TableNames, WriteSet};
+use crate::sql::{FuncName, Read, RelName, Statement, StatementKind};
+
+/// Built-in OIDs are below this (`FirstNormalObjectId`): a function call message
+/// for one of them (large objects, mostly) writes no user table.
+const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
+
+/// SQL constructs sqlparser reports as function calls that are not pg_proc
+/// functions: syntax, evaluated like immutable expressions.
+const SYNTAX_FUNCTIONS: &[&str] = &[
+    "coalesce", "nullif", "greatest", "least", "grouping", "trim", "row",
+];
+
+/// SQL value functions: stable (they depend on the time or the session), never writes.
+const SQL_VALUE_FUNCTIONS: &[&str] = &[
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "current_user",
+    "session_user",
+    "user",
+    "current_role",
+    "current_schema",
+    "current_catalog",
+];
+
+/// How to cache a result.
+#[derive(Debug, Clone)]
+pub struct Cacheable {
+    pub relations: Vec<RelationId>,
+    pub ttl: Duration,
+    pub max_size: u64,
+}
+
+/// Everything needed to decide, for one session at one moment.
+pub struct Planner<'a> {
+    pub tables: &'a TableNames,
+    pub policy: &'a Policy,
+    /// None: the catalog could not be loaded; nothing is cached and every write
+    /// invalidates everything.
+    pub catalog: Option<(&'a Snapshot, u32)>,
+    pub search_path: &'a [String],
+    pub role: &'a str,
+    /// SQL-level prepared statements of the session (PREPARE name AS ...).
+    pub sql_prepared: &'a HashMap<String, Statement>,
+}
+
+impl Planner<'_> {
+    /// What running `statement` may change.
+    pub fn writes(&self, statement: &Statement) -> WriteSet {
+        match &statement.kind {
+            StatementKind::Read(read) => self.function_writes(&read.functions),
+            StatementKind::Write(write) => {
+                let mut set = self.table_writes(&write.targets, write.cascade);
+                set.add(&self.function_writes(&write.reads.functions));
+                set
+            }
+            StatementKind::Call { procedure } => self.declared_writes(procedure),
+            StatementKind::Execute { name } => match self.sql_prepared.get(name) {
+                Some(inner) => self.writes(inner),
+                None => WriteSet::Everything,
+            },
+            StatementKind::Ddl | StatementKind::Unknown => WriteSet::Everything,
+            StatementKind::Transaction(crate::sql::TxCommand::CommitPrepared) => {
+                // A prepared transaction's writes are not known here.
+                WriteSet::Everything
+            }
+            StatementKind::Transaction(_)
+            | StatementKind::Set(_)
+            | StatementKind::Prepare { .. }
+            | StatementKind::Deallocate { .. }
+            | StatementKind::Harmless => WriteSet::Nothing,
+        }
+    }
+
+    /// A fast-path function call ('F') by OID.
+    pub fn function_call_writes(oid: u32) -> WriteSet {
+        if oid < FIRST_NORMAL_OBJECT_ID {
+            WriteSet::Nothing
+        } else {
+            WriteSet::Everything
+        }
+    }
+
+    fn table_writes(&self, targets: &[RelName], cascade: bool) -> WriteSet {
+        let Some((snapshot, db)) = self.catalog else {
+            return WriteSet::Everything;
+        };
+        let mut oids = Vec::with_capacity(targets.len());
+        for target in targets {
+            match snapshot.resolve(target, self.search_path, self.role) {
+                Some(rel) => oids.push(rel.oid),
+                // Created behind the proxy's back, or a temporary table: unknown.
+                None => return WriteSet::Everything,
+            }
+        }
+        let closure = snapshot.write_closure(&oids, cascade);
+        if !closure.unknown.is_empty() {
+            return WriteSet::Everything;
+        }
+        let mut ids: Vec<RelationId> = closure
+            .relations
+            .iter()
+            .map(|&oid| self.id(snapshot, db, oid))
+            .collect();
+        for oid in closure.triggered {
+            let Some(rel) = snapshot.relation(oid) else {
+                return WriteSet::Everything;
+            };
+            let rule = self.policy.table(&rel.schema, &rel.name);
+            let Some(declared) = rule.trigger_writes else {
+                // Its triggers may write anything.
+                return WriteSet::Everything;
+            };
+            for name in declared.iter() {
+                let name = RelName {
+                    schema: Some(name.schema.clone()),
+                    name: name.name.clone(),
+                };
+                match snapshot.resolve(&name, self.search_path, self.role) {
+                    Some(rel) => {
+                        let extra = snapshot.write_closure(&[rel.oid], false);
+                        ids.extend(extra.relations.iter().map(|&o| self.id(snapshot, db, o)));
+                    }
+                    None => return WriteSet::Everything,
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        WriteSet::Relations(ids)
+    }
+
+    /// Volatile user functions may write anything, unless the policy says what.
+    fn function_writes(&self, functions: &[FuncName]) -> WriteSet {
+        let mut set = WriteSet::Nothing;
+        for f in functions {
+            if is_syntax_or_value_function(f) {
+                continue;
+            }
+            let Some((snapshot, _)) = self.catalog else {
+                return WriteSet::Everything;
+            };
+            match snapshot.function_volatility(f, self.search_path, self.role) {
+                Some(info) if info.volatility != Volatility::Volatile || info.is_system => {}
+                Some(info) => set.add(&self.declared_writes(&FuncName {
+                    schema: Some(info.schema.clone()),
+                    name: info.name.clone(),
+                })),
+                None => return WriteSet::Everything,
+            }
+        }
+        set
+    }
+
+    /// What the policy declares a function or procedure writes; everything if
+    /// it declares nothing.
+    fn declared_writes(&self, f: &FuncName) -> WriteSet {
+        let schema = f.schema.as_deref().unwrap_or("public");
+        let Some(rule) = self.policy.function(schema, &f.name) else {
+            return WriteSet::Everything;
+        };
+        let targets: Vec<RelName> = rule
+            .writes
+            .iter()
+            .map(|q| RelName {
+                schema: Some(q.schema.clone()),
+                name: q.name.clone(),
+            })
+            .collect();
+        if targets.is_empty() {
+            WriteSet::Nothing
+        } else {
+            self.table_writes(&targets, false)
+        }
+    }
+
+    /// Whether a read may be cached; `Err` names why not.
+    pub fn cacheable(&self, read: &Read, fingerprint: &str) -> Result<Cacheable, &'static str> {
+        if let Some(reason) = read.uncacheable {
+            return Err(reason);
+        }
+        let (snapshot, db) = self.catalog.ok_or("catalog_unavailable")?;
+        let mut oids = Vec::with_capacity(read.relations.len());
+        for name in &read.relations {
+            match snapshot.resolve(name, self.search_path, self.role) {
+                Some(rel) => oids.push(rel.oid),
+                // An unresolved unqualified name that a WITH defines is the CTE.
+                None if name.schema.is_none() && read.cte_names.contains(&name.name) => {}
+                None => return Err("unresolved_relation"),
+            }
+        }
+        let closure = snapshot.read_closure(&oids);
+        if !closure.unknown.is_empty() {
+            return Err("unresolved_relation");
+        }
+        let mut tables = Vec::with_capacity(closure.relations.len());
+        for &oid in &closure.relations {
+            let rel = snapshot.relation(oid).ok_or("unresolved_relation")?;
+            check_relation(rel)?;
+            tables.push(rel);
+        }
+        for f in &read.functions {
+            if is_syntax_or_value_function(f) {
+                if SQL_VALUE_FUNCTIONS.contains(&f.name.as_str()) {
+                    return Err("volatile_function");
+                }
+                continue;
+            }
+            let info = snapshot
+                .function_volatility(f, self.search_path, self.role)
+                .ok_or("unknown_function")?;
+            self.check_function(&info)?;
+        }
+        for info in &closure.view_functions {
+            self.check_function(info)?;
+        }
+        let resolution = self.policy.resolve(
+            Some(fingerprint),
+            tables.iter().map(|r| (r.schema.as_str(), r.name.as_str())),
+        );
+        if !resolution.cache {
+            return Err("policy");
+        }
+        Ok(Cacheable {
+            relations: closure
+                .relations
+                .iter()
+                .map(|&oid| self.id(snapshot, db, oid))
+                .collect(),
+            ttl: resolution.ttl,
+            max_size: resolution.max_entry_size,
+        })
+    }
+
+    /// The relation id of `oid`, its name noted for metrics and the admin API.
+    fn id(&self, snapshot: &Snapshot, db: u32, oid: u32) -> RelationId {
+        let id = Engine::relation_id(db, oid);
+        if let Some(rel) = snapshot.relation(oid) {
+            self.tables.note(id, &rel.schema, &rel.name);
+        }
+        id
+    }
+
+    fn check_function(&self, info: &FunctionInfo) -> Result<(), &'static str> {
+        if info.volatility == Volatility::Immutable {
+            return Ok(());
+        }
+        match self.policy.function(&info.schema, &info.name) {
+            Some(rule) if rule.cacheable => Ok(()),
+            _ => Err("volatile_function"),
+        }
+    }
+}
+
+fn is_syntax_or_value_function(f: &FuncName) -> bool {
+    f.schema.is_none()
+        && (SYNTAX_FUNCTIONS.contains(&f.name.as_str())
+            || SQL_VALUE_FUNCTIONS.contains(&f.name.as_str()))
+}
+
+fn check_relation(rel: &Relation) -> Result<(), &'static str> {
+    if rel.temporary {
+        return Err("temporary_relation");
+    }
+    if rel.system {
+        return Err("system_catalog");
+    }
+    if rel.row_security {
+        return Err("row_security");
+    }
+    match rel.kind {
+        RelKind::Table | RelKind::PartitionedTable | RelKind::View | RelKind::MaterializedView => {
+            Ok(())
+        }
+        RelKind::Foreign => Err("foreign_table"),
+        RelKind::Sequence => Err("sequence"),
+        RelKind::Other => Err("unsupported_relation"),
+    }
+}

@@ -1,0 +1,871 @@
+//! The message-level state machine of one session: what the client asked, what
+//! the server owes, and where the cache comes in.
+//!
+//! Client messages arrive here framed. A simple Query, or an extended-protocol
+//! batch (Parse/Bind/Describe/Execute up to Sync), is either answered from the
+//! cache without touching the server, or forwarded as a cycle whose response is
+//! recorded for the cache (a miss) or just relayed (a bypass). Server messages
+//! are matched to the cycle at the front of the queue: that is where results
+//! are captured, and where writes are invalidated, after the server
+//! acknowledged them and before the client hears of it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use cache_core::{Entry, Join, KeyBuilder};
+use tracing::warn;
+
+use super::context::Context;
+use super::cycle::{Capture, Cycle, Outcome};
+use super::plan::{Cacheable, Planner};
+use super::statements::{StatementInfo, Statements};
+use crate::catalog::{DbCatalog, Snapshot};
+use crate::engine::{WriteSet, COALESCE_WAIT};
+use crate::server::Shared;
+use crate::sql::{Analysis, Isolation, SetCommand, Statement, StatementKind, TxCommand};
+use crate::wire::bind::{Bind, BIND_COMPLETE};
+use crate::wire::describe::Target;
+use crate::wire::error_response::severity_of;
+use crate::wire::execute::Execute;
+use crate::wire::parse::{Parse, PARSE_COMPLETE};
+use crate::wire::startup::Startup;
+use crate::wire::{backend, frontend, parameter_status, query, TxStatus};
+
+/// An extended-protocol batch larger than this is forwarded as it comes.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+/// After the catalog of a database could not be loaded, try again after this.
+const CATALOG_RETRY: Duration = Duration::from_secs(10);
+
+enum CatalogState {
+    NotLoaded,
+    Ready(Arc<DbCatalog>),
+    Failed(Instant),
+}
+
+/// A cache lookup's result: served, or a capture to fill on the way back.
+enum Lookup {
+    Served(Arc<Entry>),
+    Fill(Capture),
+}
+
+pub struct Protocol {
+    shared: Arc<Shared>,
+    pub context: Context,
+    pub tx_status: Option<TxStatus>,
+    pub terminated: bool,
+    pub server_said_fatal: bool,
+    pub backend_pid: Option<u32>,
+    cycles: VecDeque<Cycle>,
+    batch: Vec<(u8, Bytes)>,
+    batch_bytes: usize,
+    statements: Statements,
+    sql_prepared: HashMap<String, Statement>,
+    /// Writes of the open transaction block, invalidated again when it ends.
+    uncommitted: WriteSet,
+    /// The open transaction block runs at READ COMMITTED.
+    tx_read_committed: bool,
+    /// Something in the open transaction block (SET LOCAL) keeps it from caching.
+    tx_uncacheable: bool,
+    catalog: CatalogState,
+    /// The catalog says the role's sessions start at READ COMMITTED.
+    role_default_read_committed: bool,
+}
+
+impl Protocol {
+    pub fn new(shared: Arc<Shared>, startup: &Startup) -> Protocol {
+        Protocol {
+            shared,
+            context: Context::from_startup(startup),
+            tx_status: None,
+            terminated: false,
+            server_said_fatal: false,
+            backend_pid: None,
+            cycles: VecDeque::new(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            statements: Statements::default(),
+            sql_prepared: HashMap::new(),
+            uncommitted: WriteSet::Nothing,
+            tx_read_committed: true,
+            tx_uncacheable: false,
+            catalog: CatalogState::NotLoaded,
+            role_default_read_committed: false,
+        }
+    }
+
+    // ---- client side -------------------------------------------------------
+
+    /// One whole client message.
+    pub async fn on_client_message(
+        &mut self,
+        tag: u8,
+        message: Bytes,
+        server: &mut BytesMut,
+        client: &mut BytesMut,
+    ) {
+        match tag {
+            frontend::PARSE
+            | frontend::BIND
+            | frontend::DESCRIBE
+            | frontend::EXECUTE
+            | frontend::CLOSE => {
+                self.batch_bytes += message.len();
+                self.batch.push((tag, message));
+                if self.batch_bytes > MAX_BATCH_BYTES {
+                    self.forward_batch(Outcome::Bypass("large_batch"), None, server)
+                        .await;
+                }
+            }
+            frontend::SYNC => {
+                self.batch.push((tag, message));
+                self.run_batch(server, client).await;
+            }
+            frontend::FLUSH => {
+                self.batch.push((tag, message));
+                self.forward_batch(Outcome::Bypass("flush"), None, server)
+                    .await;
+            }
+            frontend::QUERY => {
+                self.end_of_input(server).await;
+                self.simple_query(message, server, client).await;
+            }
+            frontend::FUNCTION_CALL => {
+                self.end_of_input(server).await;
+                let oid = message
+                    .get(5..9)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    .unwrap_or(u32::MAX);
+                let mut cycle = Cycle::new(Outcome::Bypass("function_call"));
+                cycle.writes = Planner::function_call_writes(oid);
+                server.extend_from_slice(&message);
+                self.cycles.push_back(cycle);
+            }
+            _ => {
+                if tag == frontend::TERMINATE {
+                    self.terminated = true;
+                }
+                // COPY data, password messages, anything else: as it is.
+                self.end_of_input(server).await;
+                server.extend_from_slice(&message);
+            }
+        }
+    }
+
+    /// Part of a client message too large to inspect (COPY data, a huge Bind):
+    /// forwarded as it comes. A batch it belongs to can no longer be cached.
+    pub async fn on_client_part(&mut self, part: &[u8], server: &mut BytesMut) {
+        self.end_of_input(server).await;
+        server.extend_from_slice(part);
+    }
+
+    /// All the client has sent so far is processed. A batch whose Sync has not
+    /// arrived is forwarded now: some clients wait for answers (CopyInResponse,
+    /// or rows after a Flush) before they send the rest.
+    pub async fn end_of_input(&mut self, server: &mut BytesMut) {
+        if !self.batch.is_empty() {
+            self.forward_batch(Outcome::Bypass("split_batch"), None, server)
+                .await;
+        }
+    }
+
+    async fn simple_query(&mut self, message: Bytes, server: &mut BytesMut, client: &mut BytesMut) {
+        let started = Instant::now();
+        let Some(text) = query::text(&message) else {
+            server.extend_from_slice(&message);
+            self.cycles
+                .push_back(Cycle::new(Outcome::Bypass("malformed")));
+            return;
+        };
+        let analysis = self.shared.engine.analyzer.analyze(text);
+        let catalog = self.snapshot().await;
+        let policy = self.shared.engine.policy.load();
+        let mut cycle = Cycle::new(Outcome::Bypass("not_select"));
+        let (search_path, role) = self.name_scope(catalog.as_ref());
+        {
+            let planner = self.planner(&policy, catalog.as_ref(), &search_path, &role);
+            for statement in &analysis.statements {
+                cycle.writes.add(&planner.writes(statement));
+            }
+        }
+        let standalone = analysis.statements.len() == 1;
+        for statement in &analysis.statements {
+            self.note_statement(statement, standalone, &mut cycle);
+        }
+        if analysis.statements.len() > 1 {
+            cycle.outcome = Outcome::Bypass("multi_statement");
+        } else if let Some(read) = analysis.single_cacheable_read() {
+            let decision = match self.session_bypass(&policy) {
+                Some(reason) => Err(reason),
+                None if !cycle.writes.is_empty() => Err("volatile_function"),
+                None => {
+                    let planner = self.planner(&policy, catalog.as_ref(), &search_path, &role);
+                    planner.cacheable(read, &analysis.fingerprint)
+                }
+            };
+            match decision {
+                Err(reason) => cycle.outcome = Outcome::Bypass(reason),
+                Ok(cacheable) => {
+                    let mut key = KeyBuilder::new();
+                    key.part(&self.context.digest())
+                        .part(b"Q")
+                        .part(text.as_bytes());
+                    match self
+                        .lookup(key.finish(), &cacheable, analysis.fingerprint_id, true)
+                        .await
+                    {
+                        Lookup::Served(entry) => {
+                            client.extend_from_slice(&entry.payload);
+                            client.extend_from_slice(self.status().message());
+                            self.shared.stats.record_hit(
+                                started,
+                                Some((analysis.fingerprint_id, &analysis.fingerprint)),
+                            );
+                            return;
+                        }
+                        Lookup::Fill(capture) => {
+                            cycle.outcome = Outcome::Miss;
+                            cycle.capture = Some(capture);
+                        }
+                    }
+                }
+            }
+        }
+        cycle.started = started;
+        cycle.fingerprint = Some((analysis.fingerprint_id, analysis.fingerprint.clone()));
+        server.extend_from_slice(&message);
+        self.cycles.push_back(cycle);
+    }
+
+    /// A batch ending in Sync: answered from the cache if it has the one shape
+    /// the proxy caches, forwarded otherwise.
+    async fn run_batch(&mut self, server: &mut BytesMut, client: &mut BytesMut) {
+        let started = Instant::now();
+        let mut outcome = Outcome::Bypass("batch");
+        let mut capture = None;
+        let mut fingerprint = None;
+        if let Some(shape) = self.cacheable_shape() {
+            fingerprint = Some((
+                shape.analysis.fingerprint_id,
+                shape.analysis.fingerprint.clone(),
+            ));
+            let policy = self.shared.engine.policy.load();
+            let catalog = self.snapshot().await;
+            let (search_path, role) = self.name_scope(catalog.as_ref());
+            let decision = match self.session_bypass(&policy) {
+                Some(reason) => Err(reason),
+                None => match shape.analysis.single_cacheable_read() {
+                    None => Err("not_select"),
+                    Some(read) => {
+                        let planner = self.planner(&policy, catalog.as_ref(), &search_path, &role);
+                        match planner.writes(&shape.analysis.statements[0]) {
+                            WriteSet::Nothing => {
+                                planner.cacheable(read, &shape.analysis.fingerprint)
+                            }
+                            _ => Err("volatile_function"),
+                        }
+                    }
+                },
+            };
+            match decision {
+                Err(reason) => outcome = Outcome::Bypass(reason),
+                Ok(cacheable) => {
+                    let key = {
+                        let (_, parse) = &self.batch[0];
+                        let statement = self.statements.get(&shape.statement);
+                        let parse_bytes = if shape.has_parse {
+                            parse.clone()
+                        } else {
+                            statement.map(|s| s.parse.clone()).unwrap_or_default()
+                        };
+                        let parsed = Parse::decode(&parse_bytes);
+                        let bind = Bind::decode(&self.batch[shape.bind].1);
+                        match (parsed, bind) {
+                            (Some(p), Some(b)) => {
+                                let mut key = KeyBuilder::new();
+                                key.part(&self.context.digest())
+                                    .part(b"E")
+                                    .part(p.query.as_bytes())
+                                    .part(p.param_types)
+                                    .part(b.arguments)
+                                    .u32_part(shape.describe as u32);
+                                Some(key.finish())
+                            }
+                            _ => None,
+                        }
+                    };
+                    if let Some(key) = key {
+                        match self
+                            .lookup(key, &cacheable, shape.analysis.fingerprint_id, false)
+                            .await
+                        {
+                            Lookup::Served(entry) => {
+                                if shape.has_parse {
+                                    client.extend_from_slice(PARSE_COMPLETE);
+                                    let (_, parse) = &self.batch[0];
+                                    self.statements.parsed(
+                                        &shape.statement,
+                                        StatementInfo {
+                                            parse: parse.clone(),
+                                            analysis: shape.analysis.clone(),
+                                            upstream: false,
+                                        },
+                                    );
+                                }
+                                client.extend_from_slice(BIND_COMPLETE);
+                                client.extend_from_slice(&entry.payload);
+                                client.extend_from_slice(self.status().message());
+                                self.batch.clear();
+                                self.batch_bytes = 0;
+                                self.shared.stats.record_hit(
+                                    started,
+                                    Some((
+                                        shape.analysis.fingerprint_id,
+                                        &shape.analysis.fingerprint,
+                                    )),
+                                );
+                                return;
+                            }
+                            Lookup::Fill(c) => {
+                                outcome = Outcome::Miss;
+                                capture = Some(c);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.forward_batch(outcome, capture, server).await;
+        if let Some(cycle) = self.cycles.back_mut() {
+            cycle.started = started;
+            if fingerprint.is_some() {
+                cycle.fingerprint = fingerprint;
+            }
+        }
+    }
+
+    /// `[Parse] Bind [Describe portal] Execute(all rows) Sync` on the unnamed
+    /// portal of one statement, with nothing in flight: the batch shape the
+    /// proxy answers from the cache.
+    fn cacheable_shape(&self) -> Option<Shape> {
+        if !self.cycles.is_empty() || self.statements.overflowed() {
+            return None;
+        }
+        let tags: Vec<u8> = self.batch.iter().map(|(t, _)| *t).collect();
+        let (has_parse, rest) = match tags.split_first()? {
+            (&frontend::PARSE, rest) => (true, rest),
+            _ => (false, &tags[..]),
+        };
+        let describe = match rest {
+            [frontend::BIND, frontend::EXECUTE, frontend::SYNC] => false,
+            [frontend::BIND, frontend::DESCRIBE, frontend::EXECUTE, frontend::SYNC] => true,
+            _ => return None,
+        };
+        let bind_at = usize::from(has_parse);
+        let bind = Bind::decode(&self.batch[bind_at].1)?;
+        if !bind.portal.is_empty() {
+            return None;
+        }
+        if describe && Target::decode(&self.batch[bind_at + 1].1)? != Target::Portal("") {
+            return None;
+        }
+        let execute = Execute::decode(&self.batch[bind_at + 1 + usize::from(describe)].1)?;
+        if !execute.portal.is_empty() || execute.max_rows != 0 {
+            return None;
+        }
+        let analysis = if has_parse {
+            let parse = Parse::decode(&self.batch[0].1)?;
+            // Re-preparing an existing named statement is an error the server must give.
+            if parse.statement != bind.statement
+                || (!parse.statement.is_empty() && self.statements.exists(parse.statement))
+            {
+                return None;
+            }
+            self.shared.engine.analyzer.analyze(parse.query)
+        } else {
+            self.statements.get(bind.statement)?.analysis.clone()
+        };
+        Some(Shape {
+            has_parse,
+            bind: bind_at,
+            describe,
+            statement: bind.statement.to_string(),
+            analysis,
+        })
+    }
+
+    /// Forwards the buffered batch messages, tracking statements and portals,
+    /// preparing upstream the statements answered locally before, and noting
+    /// what each Execute may write.
+    async fn forward_batch(
+        &mut self,
+        outcome: Outcome,
+        capture: Option<Capture>,
+        server: &mut BytesMut,
+    ) {
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let catalog = self.snapshot().await;
+        let policy = self.shared.engine.policy.load();
+        let (search_path, role) = self.name_scope(catalog.as_ref());
+        let mut cycle = match self.cycles.back() {
+            Some(c) if c.open => self.cycles.pop_back().expect("back exists"),
+            _ => {
+                let mut c = Cycle::new(outcome);
+                c.open = true;
+                c
+            }
+        };
+        if capture.is_some() {
+            cycle.capture = capture;
+        }
+        let executes = batch
+            .iter()
+            .filter(|(t, _)| *t == frontend::EXECUTE)
+            .count();
+        let standalone = executes == 1 && self.cycles.is_empty();
+        for (tag, message) in &batch {
+            match *tag {
+                frontend::PARSE => {
+                    if let Some(p) = Parse::decode(message) {
+                        let analysis = self.shared.engine.analyzer.analyze(p.query);
+                        self.statements.parsed(
+                            p.statement,
+                            StatementInfo {
+                                parse: message.clone(),
+                                analysis,
+                                upstream: true,
+                            },
+                        );
+                    }
+                    cycle.parse_completes.push_back(false);
+                }
+                frontend::BIND => {
+                    if let Some(b) = Bind::decode(message) {
+                        self.prepare_upstream(b.statement, &mut cycle, server);
+                        self.statements.bound(b.portal, b.statement);
+                    }
+                }
+                frontend::DESCRIBE => {
+                    if let Some(Target::Statement(s)) = Target::decode(message) {
+                        self.prepare_upstream(s, &mut cycle, server);
+                    }
+                }
+                frontend::CLOSE => match Target::decode(message) {
+                    Some(Target::Statement(s)) => self.statements.closed(s),
+                    Some(Target::Portal(p)) => self.statements.portal_closed(p),
+                    None => {}
+                },
+                frontend::EXECUTE => {
+                    let analysis: Option<Arc<Analysis>> = Execute::decode(message)
+                        .and_then(|e| self.statements.portal(e.portal).cloned());
+                    match analysis {
+                        Some(analysis) => {
+                            {
+                                let planner =
+                                    self.planner(&policy, catalog.as_ref(), &search_path, &role);
+                                for statement in &analysis.statements {
+                                    cycle.writes.add(&planner.writes(statement));
+                                }
+                            }
+                            for statement in &analysis.statements {
+                                self.note_statement(statement, standalone, &mut cycle);
+                            }
+                        }
+                        None => cycle.writes = WriteSet::Everything,
+                    }
+                }
+                frontend::SYNC => cycle.open = false,
+                _ => {}
+            }
+            server.extend_from_slice(message);
+        }
+        self.cycles.push_back(cycle);
+    }
+
+    /// Sends the Parse of a statement the server has not seen (it was answered
+    /// from the cache), so the message that uses it finds it there.
+    fn prepare_upstream(&mut self, name: &str, cycle: &mut Cycle, server: &mut BytesMut) {
+        if let Some(info) = self.statements.get_mut(name) {
+            if !info.upstream {
+                server.extend_from_slice(&info.parse);
+                info.upstream = true;
+                cycle.parse_completes.push_back(true);
+            }
+        }
+    }
+
+    /// Session-level effects of a statement being sent: SET, transactions,
+    /// temporary objects, SQL-level PREPARE.
+    fn note_statement(&mut self, statement: &Statement, standalone: bool, cycle: &mut Cycle) {
+        if statement.creates_temp {
+            // Temporary relations shadow others; the catalog cannot see them.
+            self.context.poison("temporary_objects");
+        }
+        match &statement.kind {
+            StatementKind::Ddl => cycle.ddl = true,
+            StatementKind::Read(read) if read.calls("set_config") => {
+                self.context.poison("set_config")
+            }
+            StatementKind::Set(command) => self.note_set(command, standalone, cycle),
+            StatementKind::Transaction(TxCommand::Begin { isolation, .. }) => {
+                self.tx_read_committed = match isolation {
+                    None => self.context.default_read_committed && self.catalog_default_rc(),
+                    Some(i) => *i == Isolation::ReadCommitted,
+                };
+            }
+            StatementKind::Transaction(TxCommand::SetTransaction { isolation })
+                if !matches!(isolation, None | Some(Isolation::ReadCommitted)) =>
+            {
+                self.tx_read_committed = false;
+            }
+            StatementKind::Prepare { name, inner } => {
+                self.sql_prepared
+                    .entry(name.clone())
+                    .or_insert_with(|| (**inner).clone());
+            }
+            StatementKind::Deallocate { name } => match name {
+                Some(n) => {
+                    self.sql_prepared.remove(n);
+                }
+                None => self.sql_prepared.clear(),
+            },
+            _ => {}
+        }
+    }
+
+    fn note_set(&mut self, command: &SetCommand, standalone: bool, cycle: &mut Cycle) {
+        if Context::is_harmless(command) {
+            return;
+        }
+        match command {
+            SetCommand::Set { local: true, .. }
+            | SetCommand::SetRole { local: true, .. }
+            | SetCommand::SetSessionAuthorization { local: true, .. } => self.tx_uncacheable = true,
+            _ if standalone && self.status() == TxStatus::Idle && self.cycles.is_empty() => {
+                cycle.on_success = Some(command.clone());
+            }
+            // A SET a ROLLBACK (TO SAVEPOINT) may undo, or one among others
+            // that may fail: the proxy cannot follow it.
+            _ => self.context.poison("set_in_transaction"),
+        }
+    }
+
+    /// Why this session cannot use the cache right now, if it cannot.
+    fn session_bypass(&self, policy: &policies::Policy) -> Option<&'static str> {
+        if !policy.enabled() {
+            return Some("disabled");
+        }
+        if let Some(reason) = self.context.poisoned() {
+            return Some(reason);
+        }
+        if !self.cycles.is_empty() {
+            return Some("pipelined");
+        }
+        match self.tx_status {
+            Some(TxStatus::Idle) => None,
+            Some(TxStatus::InTransaction) if !self.tx_read_committed => Some("isolation"),
+            Some(TxStatus::InTransaction) if !self.uncommitted.is_empty() => {
+                Some("transaction_wrote")
+            }
+            Some(TxStatus::InTransaction) if self.tx_uncacheable => Some("set_local"),
+            Some(TxStatus::InTransaction) => None,
+            Some(TxStatus::Failed) => Some("failed_transaction"),
+            None => Some("startup"),
+        }
+    }
+
+    /// Looks `key` up; on a miss, joins the coalescer and prepares a capture
+    /// with the generations taken now, before the query goes upstream.
+    async fn lookup(
+        &self,
+        key: cache_core::Key,
+        cacheable: &Cacheable,
+        tag: u64,
+        recording: bool,
+    ) -> Lookup {
+        let engine = &self.shared.engine;
+        if let Some(entry) = engine
+            .store
+            .get(&key, &engine.generations, Instant::now())
+            .hit()
+        {
+            return Lookup::Served(entry);
+        }
+        let leader = match engine.coalescer.join(key) {
+            Join::Leader(guard) => {
+                // Another leader may have finished between the lookup and the join.
+                if let Some(entry) = engine
+                    .store
+                    .get(&key, &engine.generations, Instant::now())
+                    .hit()
+                {
+                    guard.complete(Some(entry.clone()));
+                    return Lookup::Served(entry);
+                }
+                Some(guard)
+            }
+            Join::Follower(follower) => {
+                if let Some(entry) = follower.wait(&engine.generations, COALESCE_WAIT).await {
+                    return Lookup::Served(entry);
+                }
+                None
+            }
+        };
+        let generations = engine.generations.snapshot(&cacheable.relations);
+        Lookup::Fill(Capture {
+            key,
+            generations,
+            taken_at: Instant::now(),
+            ttl: cacheable.ttl,
+            max_size: cacheable.max_size.min(engine.store.max_entry_bytes()) as usize,
+            tag,
+            leader,
+            payload: BytesMut::new(),
+            recording,
+            complete: false,
+        })
+    }
+
+    fn status(&self) -> TxStatus {
+        self.tx_status.unwrap_or(TxStatus::Idle)
+    }
+
+    fn planner<'a>(
+        &'a self,
+        policy: &'a policies::Policy,
+        catalog: Option<&'a (Arc<Snapshot>, u32)>,
+        search_path: &'a [String],
+        role: &'a str,
+    ) -> Planner<'a> {
+        Planner {
+            tables: &self.shared.engine.tables,
+            policy,
+            catalog: catalog.map(|(s, db)| (&**s, *db)),
+            search_path,
+            role,
+            sql_prepared: &self.sql_prepared,
+        }
+    }
+
+    /// The search_path and role that unqualified names resolve with.
+    fn name_scope(&self, catalog: Option<&(Arc<Snapshot>, u32)>) -> (Vec<String>, String) {
+        let role = self.context.current_role().to_string();
+        let path = self.context.search_path().unwrap_or_else(|| match catalog {
+            Some((snapshot, _)) => snapshot.default_search_path(&role),
+            None => vec!["$user".into(), "public".into()],
+        });
+        (path, role)
+    }
+
+    fn catalog_default_rc(&self) -> bool {
+        self.role_default_read_committed
+    }
+
+    /// The catalog snapshot of the session's database, loading it on first use.
+    async fn snapshot(&mut self) -> Option<(Arc<Snapshot>, u32)> {
+        if let CatalogState::Failed(at) = self.catalog {
+            if at.elapsed() < CATALOG_RETRY {
+                return None;
+            }
+            self.catalog = CatalogState::NotLoaded;
+        }
+        if let CatalogState::NotLoaded = self.catalog {
+            match self
+                .shared
+                .engine
+                .catalogs
+                .get(&self.context.database)
+                .await
+            {
+                Ok(catalog) => self.catalog = CatalogState::Ready(catalog),
+                Err(e) => {
+                    warn!(database = %self.context.database, error = %e, "catalog unavailable: not caching, writes invalidate everything");
+                    self.catalog = CatalogState::Failed(Instant::now());
+                    return None;
+                }
+            }
+        }
+        let CatalogState::Ready(catalog) = &self.catalog else {
+            return None;
+        };
+        let index = catalog.index();
+        match catalog.snapshot().await {
+            Ok(snapshot) => {
+                self.role_default_read_committed =
+                    snapshot.default_isolation_is_read_committed(self.context.current_role());
+                Some((snapshot, index))
+            }
+            Err(e) => {
+                warn!(database = %self.context.database, error = %e, "catalog reload failed");
+                None
+            }
+        }
+    }
+
+    // ---- server side -------------------------------------------------------
+
+    /// One whole server message; appends what the client should get to `client`.
+    pub fn on_server_message(&mut self, tag: u8, message: &[u8], client: &mut BytesMut) {
+        match tag {
+            backend::READY_FOR_QUERY => self.finish_cycle(message),
+            backend::PARSE_COMPLETE => {
+                if let Some(cycle) = self.cycles.front_mut() {
+                    if cycle.parse_completes.pop_front() == Some(true) {
+                        return; // answers a Parse the proxy injected
+                    }
+                }
+            }
+            backend::BIND_COMPLETE => {
+                if let Some(capture) = self.front_capture() {
+                    capture.recording = true;
+                }
+            }
+            backend::ROW_DESCRIPTION | backend::DATA_ROW | backend::COMMAND_COMPLETE => {
+                let complete = tag == backend::COMMAND_COMPLETE;
+                if let Some(cycle) = self.cycles.front_mut() {
+                    if let Some(capture) = &mut cycle.capture {
+                        if capture.recording && !capture.complete && capture.record(message) {
+                            capture.complete = complete;
+                        } else if capture.recording {
+                            if let Some(c) = cycle.capture.take() {
+                                c.abandon();
+                            }
+                        }
+                    }
+                    if complete {
+                        // The write is done (in autocommit it is even committed):
+                        // invalidate before the client hears of it.
+                        self.shared.engine.invalidate(&cycle.writes);
+                    }
+                }
+            }
+            backend::ERROR_RESPONSE => {
+                if severity_of(message).is_some_and(|s| s == b"FATAL" || s == b"PANIC") {
+                    self.server_said_fatal = true;
+                }
+                if let Some(cycle) = self.cycles.front_mut() {
+                    cycle.failed = true;
+                    if let Some(c) = cycle.capture.take() {
+                        c.abandon();
+                    }
+                }
+            }
+            backend::PARAMETER_STATUS => {
+                if let Some((name, value)) = parameter_status::parse(message) {
+                    self.context.on_parameter_status(name, value);
+                }
+            }
+            backend::BACKEND_KEY_DATA => {
+                if let Some(pid) = message.get(5..9) {
+                    self.backend_pid = Some(u32::from_be_bytes([pid[0], pid[1], pid[2], pid[3]]));
+                }
+            }
+            _ => {
+                // A notice, notification, NoData, PortalSuspended, COPY...: not
+                // something to replay from the cache.
+                if let Some(cycle) = self.cycles.front_mut() {
+                    if let Some(c) = cycle.capture.take() {
+                        c.abandon();
+                    }
+                }
+            }
+        }
+        client.extend_from_slice(message);
+    }
+
+    /// Part of a server message too large to inspect: relayed, never cached.
+    pub fn on_server_part(&mut self, part: &[u8], client: &mut BytesMut) {
+        if let Some(cycle) = self.cycles.front_mut() {
+            if let Some(c) = cycle.capture.take() {
+                c.abandon();
+            }
+        }
+        client.extend_from_slice(part);
+    }
+
+    fn front_capture(&mut self) -> Option<&mut Capture> {
+        self.cycles.front_mut()?.capture.as_mut()
+    }
+
+    /// ReadyForQuery: the front cycle is over.
+    fn finish_cycle(&mut self, message: &[u8]) {
+        let status = TxStatus::from_message(message);
+        self.tx_status = status;
+        let engine = &self.shared.engine;
+        if let Some(mut cycle) = self.cycles.pop_front() {
+            if let Some(capture) = cycle.capture.take() {
+                if !cycle.failed && capture.complete {
+                    let entry = Arc::new(Entry::new(
+                        capture.payload.freeze(),
+                        capture.generations,
+                        capture.taken_at,
+                        capture.ttl,
+                        capture.tag,
+                    ));
+                    engine
+                        .store
+                        .insert_arc(capture.key, entry.clone(), &engine.generations);
+                    if let Some(leader) = capture.leader {
+                        leader.complete(Some(entry));
+                    }
+                } else {
+                    capture.abandon();
+                }
+            }
+            if !cycle.failed {
+                if let Some(command) = cycle.on_success.take() {
+                    self.context.apply(&command);
+                }
+            }
+            if cycle.ddl {
+                engine.catalogs.mark_all_stale();
+            }
+            self.uncommitted.add(&cycle.writes);
+            self.shared.stats.record_cycle(
+                cycle.outcome,
+                cycle.started,
+                cycle.fingerprint.as_ref().map(|(id, f)| (*id, f)),
+            );
+        }
+        if status != Some(TxStatus::InTransaction) && status != Some(TxStatus::Failed) {
+            // Committed (or rolled back): invalidate what the block wrote, again.
+            engine.invalidate(&self.uncommitted);
+            self.uncommitted = WriteSet::Nothing;
+            self.tx_read_committed = true;
+            self.tx_uncacheable = false;
+        }
+    }
+
+    /// Writes in flight or not yet committed: if the session ends now, they may
+    /// still have happened.
+    pub fn has_pending_writes(&self) -> bool {
+        !self.uncommitted.is_empty() || self.cycles.iter().any(|c| !c.writes.is_empty())
+    }
+
+    pub fn has_cycles(&self) -> bool {
+        !self.cycles.is_empty()
+    }
+
+    /// The session is over: whatever may have been written is invalidated.
+    pub fn on_session_end(&mut self) {
+        let engine = &self.shared.engine;
+        let mut writes = std::mem::take(&mut self.uncommitted);
+        for mut cycle in self.cycles.drain(..) {
+            writes.add(&cycle.writes);
+            if let Some(c) = cycle.capture.take() {
+                c.abandon();
+            }
+        }
+        engine.invalidate(&writes);
+    }
+}
+
+struct Shape {
+    has_parse: bool,
+    bind: usize,
+    describe: bool,
+    statement: String,
+    analysis: Arc<Analysis>,
+}

@@ -1,0 +1,86 @@
+//! The client's prepared statements and portals, as the proxy has seen them.
+//!
+//! When the proxy answers a batch from the cache, the server never sees its
+//! Parse. The statement is remembered as not prepared upstream, and its Parse is
+//! sent ahead of the first forwarded message that uses it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::sql::Analysis;
+
+/// Statements and portals beyond this many are not tracked individually: the
+/// session then stops caching extended-protocol batches (see `overflowed`).
+const MAX_TRACKED: usize = 10_000;
+
+pub struct StatementInfo {
+    /// The client's Parse message, verbatim.
+    pub parse: Bytes,
+    pub analysis: Arc<Analysis>,
+    /// The server has this statement.
+    pub upstream: bool,
+}
+
+#[derive(Default)]
+pub struct Statements {
+    statements: HashMap<String, StatementInfo>,
+    /// Portal name -> the analysis of its statement.
+    portals: HashMap<String, Option<Arc<Analysis>>>,
+    overflowed: bool,
+}
+
+impl Statements {
+    pub fn get(&self, name: &str) -> Option<&StatementInfo> {
+        self.statements.get(name)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut StatementInfo> {
+        self.statements.get_mut(name)
+    }
+
+    /// Records a Parse. A named statement that already exists is kept as it
+    /// was: the server will refuse the new one.
+    pub fn parsed(&mut self, name: &str, info: StatementInfo) {
+        if !name.is_empty() && self.statements.contains_key(name) {
+            return;
+        }
+        if self.statements.len() >= MAX_TRACKED && !self.statements.contains_key(name) {
+            self.overflowed = true;
+            return;
+        }
+        self.statements.insert(name.to_string(), info);
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.statements.contains_key(name)
+    }
+
+    pub fn closed(&mut self, name: &str) {
+        self.statements.remove(name);
+    }
+
+    pub fn bound(&mut self, portal: &str, statement: &str) {
+        let analysis = self.statements.get(statement).map(|s| s.analysis.clone());
+        if self.portals.len() >= MAX_TRACKED && !self.portals.contains_key(portal) {
+            self.overflowed = true;
+            return;
+        }
+        self.portals.insert(portal.to_string(), analysis);
+    }
+
+    /// The analysis of what `portal` runs; `None` if unknown.
+    pub fn portal(&self, portal: &str) -> Option<&Arc<Analysis>> {
+        self.portals.get(portal).and_then(Option::as_ref)
+    }
+
+    pub fn portal_closed(&mut self, portal: &str) {
+        self.portals.remove(portal);
+    }
+
+    /// Too many statements to track: the proxy may not know what some run.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+}

@@ -1,0 +1,81 @@
+//! SQL analysis for the proxy: what kind of statement a text holds, which
+//! relations and functions it reads and writes, and its fingerprint.
+//!
+//! This module knows nothing of sockets, the catalog or the cache engine. It
+//! reports names as written (folded like PostgreSQL folds identifiers); the
+//! proxy resolves them against the catalog. Its one rule is the proxy's: a
+//! wrong "cacheable" or a missed write target serves stale rows, so whatever
+//! is not fully understood is [`StatementKind::Unknown`].
+//!
+//! # Pipeline
+//!
+//! 1. `lexer`: a tokenizer faithful to PostgreSQL's (`scan.l`), over any
+//!    `&str`, never panicking.
+//! 2. `normalize`: the fingerprint (literals as `$n`), the statement split
+//!    at top-level semicolons, and the literal-dependent flags (time literals
+//!    like `'now'`, mentions of "temp").
+//! 3. `classify`: per statement, dispatch on the leading keyword. Utility
+//!    statements and SET are read from tokens (`utility`, `set`); queries
+//!    and DML are re-emitted from the tokens as plain text and parsed by
+//!    sqlparser (`parse`), then walked by its visitor (`collect`).
+//! 4. `cache`: the [`Analyzer`], an LRU of analyses shared by shape where
+//!    the analysis does not depend on literal values, else by exact text.
+//!
+//! # Limits the proxy must know
+//!
+//! - Lexing assumes `standard_conforming_strings = on`. With it off, a
+//!   backslash in `'...'` escapes the quote and statement boundaries can
+//!   differ from what was analyzed: treat such sessions' texts as Unknown.
+//! - Extended-protocol parameter values are not seen here. A text parameter
+//!   bound to `'now'`/`'today'`/... and cast to a date/time type is a time
+//!   literal; [`is_time_literal`] checks a value.
+//! - Functions reached without a call in the text are not reported: operators
+//!   and casts implemented by user functions, column defaults, triggers,
+//!   rules, and what a view's definition calls. The catalog side covers
+//!   those (volatility of operators' and casts' functions, view expansion).
+//! - `EXECUTE name(args)` reports only the name; functions called in its
+//!   arguments are not collected.
+//! - Nesting deeper than 200 levels (sqlparser's recursion budget) or operator chains deeper
+//!   than 8000 make a statement Unknown.
+
+mod analysis;
+mod cache;
+mod classify;
+mod collect;
+mod keywords;
+mod lexer;
+mod normalize;
+mod parse;
+mod set;
+mod utility;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_prop;
+
+pub use analysis::{
+    Analysis, FuncName, Isolation, Read, RelName, SetCommand, SetValue, Statement, StatementKind,
+    TxCommand, Write,
+};
+pub use cache::{Analyzer, MAX_CACHED_TEXT};
+
+/// The fingerprint of `text` and its 64-bit id, without analyzing it.
+pub fn fingerprint(text: &str) -> (String, u64) {
+    let n = normalize::normalize(text);
+    let id = normalize::fingerprint_id(&n.fingerprint);
+    (n.fingerprint, id)
+}
+
+/// Whether a value, read as date/time input, means the current time
+/// (`now`, `today`, `tomorrow`, `yesterday`, any case, with other fields or
+/// punctuation around). For parameter values of extended-protocol queries.
+pub fn is_time_literal(value: &str) -> bool {
+    lexer::is_time_literal(value)
+}
+
+/// Analyze one text without any cache (tests, tools).
+pub fn analyze(text: &str) -> Analysis {
+    let n = normalize::normalize(text);
+    cache::analyze_uncached(text, &n).0
+}
