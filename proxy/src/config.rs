@@ -87,6 +87,10 @@ pub struct ProxyConfig {
     pub admin_listen: Option<SocketAddr>,
     /// Bearer token required by the admin API's mutating endpoints.
     pub admin_token: Option<String>,
+    /// Connecting to this database name gives the admin console.
+    pub admin_database: String,
+    /// Users allowed into the admin console (their login is checked by the upstream).
+    pub admin_users: Vec<String>,
     /// A client must have sent its startup packet within this time.
     pub startup_timeout: Duration,
     /// Connecting to the upstream gives up after this time.
@@ -100,12 +104,15 @@ pub struct ProxyConfig {
 impl ProxyConfig {
     /// A configuration with the documented defaults.
     pub fn new(listen: SocketAddr, upstream: Upstream) -> ProxyConfig {
+        let admin_users = vec![upstream.user.clone()];
         ProxyConfig {
             listen,
             upstream,
             policy: None,
             admin_listen: None,
             admin_token: None,
+            admin_database: "pgcache".into(),
+            admin_users,
             startup_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_client_connections: 1000,

@@ -63,6 +63,13 @@ struct RunArgs {
     /// it they are open to anyone who can reach --admin-listen.
     #[arg(long, env = "PGCACHE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Database name that opens the admin console (SHOW STATS, INVALIDATE, ...).
+    #[arg(long, env = "PGCACHE_ADMIN_DATABASE", default_value = "pgcache")]
+    admin_database: String,
+    /// Comma-separated users allowed into the admin console (default: the
+    /// --upstream user). Their password is checked by the upstream server.
+    #[arg(long, env = "PGCACHE_ADMIN_USERS", value_delimiter = ',')]
+    admin_users: Vec<String>,
     /// A client must send its startup packet within this time (e.g. 500ms, 30s).
     #[arg(long, env = "PGCACHE_STARTUP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     startup_timeout: Duration,
@@ -157,6 +164,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.policy = args.policy;
     config.admin_listen = args.admin_listen;
     config.admin_token = args.admin_token;
+    config.admin_database = args.admin_database;
+    if !args.admin_users.is_empty() {
+        config.admin_users = args.admin_users;
+    }
     config.startup_timeout = args.startup_timeout;
     config.connect_timeout = args.connect_timeout;
     config.max_client_connections = args.max_client_connections;

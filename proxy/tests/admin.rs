@@ -220,3 +220,82 @@ async fn healthz_reports_an_unreachable_upstream_with_503() {
     assert!(health.body.contains(&format!("127.0.0.1:{dead}")));
     proxy.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn admin_console_answers_in_psql_and_refuses_others() {
+    let cluster = Cluster::shared();
+    let db = fresh_db(cluster, "admin_console");
+    cluster
+        .psql(&db, "CREATE TABLE t (v int); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let proxy = proxy_with(cluster, |_| {}).await;
+    let c = connect(cluster, proxy.addr, &db).await;
+    c.simple_query("SELECT v FROM t").await.unwrap();
+    c.simple_query("SELECT v FROM t").await.unwrap();
+    let addr = proxy.addr;
+    let run = move |sql: &'static str, user: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let bin = testkit::bin("psql").unwrap();
+            std::process::Command::new(bin)
+                .args([
+                    "-X",
+                    "-A",
+                    "-F",
+                    "|",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &addr.port().to_string(),
+                    "-U",
+                    user,
+                    "-d",
+                    "pgcache",
+                    "-c",
+                    sql,
+                ])
+                .env("PGPASSWORD", cluster.superuser_password())
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run("SHOW STATS", "postgres").await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("stat|value"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("hits|") && l != "hits|0"),
+        "{text}"
+    );
+    let out = run("SHOW QUERIES", "postgres").await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("select v from t"));
+    let out = run("SHOW TABLES", "postgres").await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("public.t"));
+    let out = run("SHOW POLICY", "postgres").await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("max_memory|256MiB"));
+    let out = run("INVALIDATE TABLE public.t", "postgres").await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run("INVALIDATE ALL", "postgres").await.unwrap();
+    assert!(out.status.success());
+    let out = run("RELOAD", "postgres").await.unwrap();
+    assert!(out.status.success());
+    let out = run("DROP TABLE t", "postgres").await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown pgcache console command"));
+    // Not an admin user: refused before anything reaches the server.
+    cluster
+        .create_user("console_outsider", "pw", testkit::PasswordKind::Scram)
+        .unwrap();
+    let out = run("SHOW STATS", "console_outsider").await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("may not use the pgcache admin console"));
+    proxy.shutdown().await.unwrap();
+}

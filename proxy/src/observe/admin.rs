@@ -138,7 +138,7 @@ async fn healthz(shared: &Shared) -> Reply {
     }
 }
 
-fn queries(shared: &Shared) -> Value {
+pub(crate) fn queries(shared: &Shared) -> Value {
     let usage = shared.engine.store.entries_by_tag();
     let rows: Vec<Value> = shared
         .stats
@@ -163,7 +163,7 @@ fn queries(shared: &Shared) -> Value {
     json!({ "queries": rows })
 }
 
-fn tables(shared: &Shared) -> Value {
+pub(crate) fn tables(shared: &Shared) -> Value {
     let engine = &shared.engine;
     let mut entries: HashMap<u64, (u64, u64)> = HashMap::new();
     engine.store.for_each_entry(|_, entry| {
@@ -205,32 +205,17 @@ fn tables(shared: &Shared) -> Value {
 fn invalidate(shared: &Shared, body: &Value) -> Reply {
     let engine = &shared.engine;
     if body.get("all").and_then(Value::as_bool) == Some(true) {
-        engine.invalidate(&crate::engine::WriteSet::Everything);
-        engine.store.clear();
+        invalidate_all(shared);
         return json_reply(StatusCode::OK, json!({"invalidated": "all"}));
     }
     if let Some(table) = body.get("table").and_then(Value::as_str) {
-        let name = match policies::QualifiedName::parse(table) {
-            Ok(q) => format!("{}.{}", q.schema, q.name),
-            Err(e) => {
-                return json_reply(
-                    StatusCode::BAD_REQUEST,
-                    json!({"error": format!("bad table name: {e}")}),
-                )
-            }
+        return match invalidate_table(shared, table) {
+            Ok((name, relations)) => json_reply(
+                StatusCode::OK,
+                json!({"invalidated": name, "relations": relations}),
+            ),
+            Err(e) => json_reply(StatusCode::NOT_FOUND, json!({ "error": e })),
         };
-        let ids = engine.tables.find(&name);
-        if ids.is_empty() {
-            return json_reply(
-                StatusCode::NOT_FOUND,
-                json!({"error": format!("no cached query has read {name}")}),
-            );
-        }
-        engine.invalidate(&crate::engine::WriteSet::Relations(ids.clone()));
-        return json_reply(
-            StatusCode::OK,
-            json!({"invalidated": name, "relations": ids.len()}),
-        );
     }
     if let Some(fingerprint) = body.get("fingerprint").and_then(Value::as_str) {
         let canonical = policies::canonical_fingerprint(fingerprint);
@@ -247,6 +232,31 @@ fn invalidate(shared: &Shared, body: &Value) -> Reply {
         StatusCode::BAD_REQUEST,
         json!({"error": "expected {\"table\": \"schema.name\"}, {\"fingerprint\": \"...\"} or {\"all\": true}"}),
     )
+}
+
+/// Invalidates everything and frees the memory at once.
+pub(crate) fn invalidate_all(shared: &Shared) {
+    shared
+        .engine
+        .invalidate(&crate::engine::WriteSet::Everything);
+    shared.engine.store.clear();
+}
+
+/// Invalidates a table ("schema.name"; no schema means public) in every
+/// database where it was seen. Returns its name and how many relations matched.
+pub(crate) fn invalidate_table(shared: &Shared, table: &str) -> Result<(String, usize), String> {
+    let q = policies::QualifiedName::parse(table)
+        .map_err(|e| format!("bad table name {table:?}: {e}"))?;
+    let name = format!("{}.{}", q.schema, q.name);
+    let ids = shared.engine.tables.find(&name);
+    if ids.is_empty() {
+        return Err(format!("no cached query has read {name}"));
+    }
+    let n = ids.len();
+    shared
+        .engine
+        .invalidate(&crate::engine::WriteSet::Relations(ids));
+    Ok((name, n))
 }
 
 async fn body_json(req: Request<Incoming>) -> Result<Value, Reply> {

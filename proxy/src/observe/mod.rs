@@ -2,5 +2,6 @@
 //! HTTP server).
 
 pub mod admin;
+pub mod console;
 pub mod metrics;
 pub mod queries;

@@ -132,6 +132,10 @@ impl Context {
         if UNREPORTED_IN_KEY.contains(&name) {
             return;
         }
+        if name == "standard_conforming_strings" && value != "on" {
+            // The analyzer reads string literals the modern way only.
+            self.poison("standard_conforming_strings");
+        }
         if self.reported.get(name).map(String::as_str) != Some(value) {
             self.reported.insert(name.to_string(), value.to_string());
             self.digest = None;

@@ -60,6 +60,25 @@ where
         .unwrap_or(&user)
         .to_string();
 
+    // The admin console: the login is checked by the upstream (in its own
+    // database), then the proxy answers the commands itself.
+    let console = database == config.admin_database;
+    let startup = if console {
+        if !config.admin_users.contains(&user) {
+            warn!(%peer, %user, "refused: not an admin console user");
+            let error = ErrorResponse::fatal(
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                format!("user \"{user}\" may not use the pgcache admin console"),
+            )
+            .with_hint("Admin console users are set with --admin-users.");
+            let _ = write_and_close(&mut client, &error).await;
+            return;
+        }
+        startup.with_param("database", &config.upstream.dbname)
+    } else {
+        startup
+    };
+
     let mut server = match connect_upstream(&config.upstream, config.connect_timeout).await {
         Ok(server) => server,
         Err(error) => {
@@ -82,7 +101,8 @@ where
     }
 
     let _upstream_guard = shared.stats.upstream_connections.guard();
-    let protocol = Protocol::new(shared.clone(), &startup);
+    let mut protocol = Protocol::new(shared.clone(), &startup);
+    protocol.console = console;
     let mut relay = Relay::new(client, server, protocol, config.max_message_size);
     let ending = relay.run().await;
     let pid = relay.protocol.backend_pid.unwrap_or(0);

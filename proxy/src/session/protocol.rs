@@ -52,6 +52,8 @@ enum Lookup {
 
 pub struct Protocol {
     shared: Arc<Shared>,
+    /// An admin console session: queries are answered by the proxy.
+    pub console: bool,
     pub context: Context,
     pub tx_status: Option<TxStatus>,
     pub terminated: bool,
@@ -77,6 +79,7 @@ impl Protocol {
     pub fn new(shared: Arc<Shared>, startup: &Startup) -> Protocol {
         Protocol {
             shared,
+            console: false,
             context: Context::from_startup(startup),
             tx_status: None,
             terminated: false,
@@ -105,6 +108,9 @@ impl Protocol {
         server: &mut BytesMut,
         client: &mut BytesMut,
     ) {
+        if self.console && self.tx_status.is_some() {
+            return self.on_console_message(tag, &message, server, client);
+        }
         match tag {
             frontend::PARSE
             | frontend::BIND
@@ -150,6 +156,38 @@ impl Protocol {
                 self.end_of_input(server).await;
                 server.extend_from_slice(&message);
             }
+        }
+    }
+
+    /// The admin console, once logged in: simple queries only.
+    fn on_console_message(
+        &mut self,
+        tag: u8,
+        message: &[u8],
+        server: &mut BytesMut,
+        client: &mut BytesMut,
+    ) {
+        match tag {
+            frontend::QUERY => {
+                let text = query::text(message).unwrap_or_default();
+                crate::observe::console::answer(&self.shared, text, client);
+                client.extend_from_slice(TxStatus::Idle.message());
+            }
+            frontend::SYNC => {
+                client.extend_from_slice(
+                    &crate::wire::ErrorResponse::error(
+                        crate::wire::SqlState::FEATURE_NOT_SUPPORTED,
+                        "the pgcache admin console speaks the simple query protocol only",
+                    )
+                    .encode(),
+                );
+                client.extend_from_slice(TxStatus::Idle.message());
+            }
+            frontend::TERMINATE => {
+                self.terminated = true;
+                server.extend_from_slice(message);
+            }
+            _ => {}
         }
     }
 
@@ -282,6 +320,14 @@ impl Protocol {
                         let parsed = Parse::decode(&parse_bytes);
                         let bind = Bind::decode(&self.batch[shape.bind].1);
                         match (parsed, bind) {
+                            // A parameter 'now' cast to a timestamp is the time of execution.
+                            (Some(_), Some(b))
+                                if b.text_params().iter().flatten().any(|v| {
+                                    std::str::from_utf8(v).is_ok_and(crate::sql::is_time_literal)
+                                }) =>
+                            {
+                                None
+                            }
                             (Some(p), Some(b)) => {
                                 let mut key = KeyBuilder::new();
                                 key.part(&self.context.digest())

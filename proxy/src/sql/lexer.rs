@@ -603,13 +603,20 @@ fn quoted_pieces(tok_text: &str, first_quote: usize, backslash: bool) -> Vec<&st
     pieces
 }
 
-/// The `UESCAPE` character of a `U&` token, `\` by default.
+/// The `UESCAPE` character of a `U&` token, `\` by default. When present,
+/// the clause's one-character string closes the token (comments between the
+/// literal and `UESCAPE` may hold quotes, so it is found from the end).
 fn token_uescape(tok_text: &str, body_end: usize) -> char {
-    let rest = tok_text.get(body_end..).unwrap_or("");
-    match rest.find('\'') {
-        Some(q) => uescape_char(rest.get(q..).unwrap_or("").trim_end()).unwrap_or('\\'),
-        None => '\\',
+    if body_end >= tok_text.len() {
+        return '\\';
     }
+    let last = tok_text.len() - 1;
+    tok_text
+        .get(..last)
+        .and_then(|head| head.rfind('\''))
+        .and_then(|open| tok_text.get(open..))
+        .and_then(uescape_char)
+        .unwrap_or('\\')
 }
 
 /// The value of a string-literal token, with escapes applied.

@@ -21,8 +21,18 @@
 //! 4. `cache`: the [`Analyzer`], an LRU of analyses shared by shape where
 //!    the analysis does not depend on literal values, else by exact text.
 //!
+//! # Use
+//!
+//! One [`Analyzer`] is shared by all sessions: `analyzer.analyze(text)` gives
+//! an `Arc<Analysis>`; [`Analysis::single_cacheable_read`] is the syntactic
+//! half of "may this be cached"; the proxy adds the catalog, policy and
+//! session checks.
+//!
 //! # Limits the proxy must know
 //!
+//! - `creates_temp` sees only the text: a function, procedure or DO block may
+//!   create temporary tables too (DO and other Unknown statements that mention
+//!   "temp" anywhere are flagged; calls are not).
 //! - Lexing assumes `standard_conforming_strings = on`. With it off, a
 //!   backslash in `'...'` escapes the quote and statement boundaries can
 //!   differ from what was analyzed: treat such sessions' texts as Unknown.
@@ -35,8 +45,19 @@
 //!   those (volatility of operators' and casts' functions, view expansion).
 //! - `EXECUTE name(args)` reports only the name; functions called in its
 //!   arguments are not collected.
-//! - Nesting deeper than 200 levels (sqlparser's recursion budget) or operator chains deeper
-//!   than 8000 make a statement Unknown.
+//! - Nesting deeper than sqlparser's recursion budget (about 190 parentheses
+//!   or 95 nested subqueries) or operator chains deeper than 8000 make a
+//!   statement Unknown.
+//! - Parsing widens, once per process, the stack margin at which sqlparser's
+//!   `recursive` dependency grows the stack (the default is too small for
+//!   unoptimized builds). Nothing else uses that crate.
+//! - A statement sqlparser cannot parse is Unknown even when the server would
+//!   accept it (e.g. `ROWS FROM (...)`, `SEARCH/CYCLE` clauses, `xmlelement(name
+//!   ...)`, `WHERE CURRENT OF`); `error` says why.
+//! - `Analysis::statements` follows the server's statement boundaries (also
+//!   through `BEGIN ATOMIC ... END` bodies); one unparsable statement does not
+//!   hide the others. The server rejects the whole text if any statement has a
+//!   syntax error, so a text holding an Unknown may in fact run nothing.
 
 mod analysis;
 mod cache;

@@ -207,9 +207,10 @@ const KEYWORDS_BEFORE_PAREN: &[&str] = &[
 /// the server see them. Empty statements are dropped.
 ///
 /// Semicolons inside parentheses do not split (`CREATE RULE ... DO (a; b)`),
-/// nor do those inside a `BEGIN ATOMIC ... END` routine body, found the way
-/// psql finds them: in `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, count
-/// `BEGIN`/`CASE` against `END`.
+/// nor do those inside the `BEGIN ATOMIC ... END` body of a
+/// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, where `CASE ... END` may nest.
+/// (psql counts every `BEGIN`; counting only `BEGIN ATOMIC` keeps a function
+/// merely named `begin` from swallowing the statements after it.)
 pub(crate) fn split_statements(src: &str, toks: &[Token]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
@@ -240,10 +241,12 @@ pub(crate) fn split_statements(src: &str, toks: &[Token]) -> Vec<Range<usize>> {
                 }
                 words_seen += 1;
                 if routine {
-                    if w.eq_ignore_ascii_case("begin") || w.eq_ignore_ascii_case("case") {
+                    let atomic = w.eq_ignore_ascii_case("begin")
+                        && toks.get(i + 1).is_some_and(|n| n.is_word(src, "atomic"));
+                    if atomic || (begin_depth > 0 && w.eq_ignore_ascii_case("case")) {
                         begin_depth += 1;
-                    } else if w.eq_ignore_ascii_case("end") {
-                        begin_depth = (begin_depth - 1).max(0);
+                    } else if begin_depth > 0 && w.eq_ignore_ascii_case("end") {
+                        begin_depth -= 1;
                     }
                 }
             }

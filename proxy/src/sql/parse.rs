@@ -9,8 +9,7 @@
 //!   is a plain `'...'` holding its decoded value; bit strings are `'0'`;
 //! - `U&"..."` identifiers and unquoted identifiers with `$` or non-ASCII
 //!   characters become ordinary `"..."` identifiers (folded first);
-//! - `1_000`, `0x1F`, `0o17`, `0b101` are plain decimal numbers.
-//!
+//! - `1_000`, `0x1F`, `0o17`, `0b101` are plain decimal numbers;
 //! - operators other than the common ones become `+`, and any operator
 //!   before `ANY`/`ALL`/`SOME` becomes `=` (see `plan`): which operator it is
 //!   never changes what is read or called.
@@ -29,13 +28,16 @@
 //! error. Long flat chains (`a OR b OR ...`, `x::t::t...`, `UNION` chains)
 //! are built by loops, not recursion, but the resulting left-deep tree is
 //! dropped recursively, which overflows the stack at some tens of thousands
-//! of levels; so the operator-chain depth is bounded before parsing.
+//! of levels; so the operator-chain depth is bounded before parsing. And the
+//! stack-growth margin sqlparser keeps is widened (`widen_stack_red_zone`).
 
 use std::ops::Range;
+use std::sync::Once;
 
 use sqlparser::ast::Statement as Ast;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token as SqlToken;
 
 use super::collect::fold_ident;
 use super::lexer::{self, Kind, Token};
@@ -74,23 +76,48 @@ pub(crate) fn parse_one(src: &str, toks: &[Token], prefix: &str) -> Result<Ast, 
 
 const PARSER_ERROR: &str = "sql parser error";
 
+/// sqlparser's parser and visitor grow the stack (through the `recursive`
+/// crate) when less than a red zone is left at one of their checkpoints. The
+/// default zone, 128 KiB, is less than an unoptimized build uses between two
+/// checkpoints (45 nested subqueries overflowed a 2 MiB thread), so widen it
+/// once for the process; only sqlparser uses `recursive`.
+fn widen_stack_red_zone() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let (red_zone, segment) = if cfg!(debug_assertions) {
+            (1 << 20, 4 << 20)
+        } else {
+            (256 << 10, 2 << 20)
+        };
+        recursive::set_minimum_stack_size(red_zone.max(recursive::get_minimum_stack_size()));
+        recursive::set_stack_allocation_size(segment.max(recursive::get_stack_allocation_size()));
+    });
+}
+
 fn parse_text(src: &str, toks: &[Token], prefix: &str, quote: bool) -> Result<Ast, String> {
-    let mut text = String::with_capacity(prefix.len() + src.len() / 2 + 16);
+    widen_stack_red_zone();
+    let span = match (toks.first(), toks.last()) {
+        (Some(a), Some(b)) => b.end.saturating_sub(a.start),
+        _ => 0,
+    };
+    let mut text = String::with_capacity(prefix.len() + span + span / 4 + 16);
     text.push_str(prefix);
     emit(src, toks, &mut text, quote)?;
     let dialect = PostgreSqlDialect {};
-    let mut stmts = Parser::new(&dialect)
+    let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
         .try_with_sql(&text)
-        .and_then(|mut p| p.parse_statements())
         .map_err(|e| e.to_string())?;
-    if stmts.len() != 1 {
+    let stmt = parser.parse_statement().map_err(|e| e.to_string())?;
+    // `parse_statements` would stop quietly at a stray `END`; insist that the
+    // whole statement was read.
+    if parser.peek_token().token != SqlToken::EOF {
         return Err(format!(
-            "expected one statement, parser found {}",
-            stmts.len()
+            "{PARSER_ERROR}: unexpected {} after the statement",
+            parser.peek_token().token
         ));
     }
-    Ok(stmts.remove(0))
+    Ok(stmt)
 }
 
 /// Words sqlparser treats as keywords (some only as not-an-alias) that are

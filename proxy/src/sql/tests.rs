@@ -1257,9 +1257,38 @@ fn worst_case_within_the_limits_fits_a_small_stack() {
             ")".repeat(90)
         );
         let a = analyze(&q);
-        assert!(matches!(a.statements[0].kind, StatementKind::Read(_)), "{:?}", a.error);
-        let q = format!("SELECT * FROM t WHERE {}{chain}{}", "(".repeat(180), ")".repeat(180));
+        assert!(
+            matches!(a.statements[0].kind, StatementKind::Read(_)),
+            "{:?}",
+            a.error
+        );
+        let q = format!(
+            "SELECT * FROM t WHERE {}{chain}{}",
+            "(".repeat(180),
+            ")".repeat(180)
+        );
         let a = analyze(&q);
-        assert!(matches!(a.statements[0].kind, StatementKind::Read(_)), "{:?}", a.error);
+        assert!(
+            matches!(a.statements[0].kind, StatementKind::Read(_)),
+            "{:?}",
+            a.error
+        );
     });
+}
+
+#[test]
+fn uescape_after_a_comment_with_a_quote() {
+    let r = read(r#"SELECT * FROM U&"!0075sers" /* it's */ UESCAPE '!'"#);
+    assert_eq!(r.relations, rels(&["users"]));
+    let r = read("SELECT * FROM t WHERE d = U&'!006Eow' -- it's\n UESCAPE '!'");
+    assert_eq!(r.uncacheable, Some("time_literal"));
+}
+
+#[test]
+fn a_function_named_begin_does_not_swallow_what_follows() {
+    let a = analyze(
+        "CREATE FUNCTION begin() RETURNS int LANGUAGE sql AS 'SELECT 1'; SET search_path = x",
+    );
+    assert_eq!(a.statements.len(), 2);
+    assert!(matches!(a.statements[1].kind, StatementKind::Set(_)));
 }

@@ -39,6 +39,40 @@ impl<'a> Bind<'a> {
     }
 }
 
+impl Bind<'_> {
+    /// The parameter values whose format is text (`None` for NULL). Formats: no
+    /// codes means all text, one code applies to all, else one per parameter.
+    pub fn text_params(&self) -> Vec<Option<&[u8]>> {
+        let mut out = Vec::new();
+        let Some(mut c) = Cursor::body_at(self.arguments) else {
+            return out;
+        };
+        let n_formats = c.i16().unwrap_or(0).max(0) as usize;
+        let formats: Vec<i16> = (0..n_formats).filter_map(|_| c.i16()).collect();
+        let n_params = c.i16().unwrap_or(0).max(0) as usize;
+        for i in 0..n_params {
+            let format = match formats.len() {
+                0 => 0,
+                1 => formats[0],
+                _ => formats.get(i).copied().unwrap_or(0),
+            };
+            let Some(len) = c.i32() else { break };
+            let value = if len < 0 {
+                None
+            } else {
+                match c.bytes(len as usize) {
+                    Some(v) => Some(v),
+                    None => break,
+                }
+            };
+            if format == 0 {
+                out.push(value);
+            }
+        }
+        out
+    }
+}
+
 pub const BIND_COMPLETE: &[u8] = b"2\0\0\0\x04";
 
 #[cfg(test)]
@@ -56,5 +90,6 @@ mod tests {
         assert_eq!((b.portal, b.statement), ("", "s"));
         assert_eq!(b.arguments, &body[3..]);
         assert!(Bind::decode(&m[..m.len() - 1]).is_none());
+        assert_eq!(b.text_params(), vec![None, Some(&b"ab"[..])]);
     }
 }

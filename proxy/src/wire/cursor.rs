@@ -15,6 +15,11 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// A cursor over raw bytes (no header).
+    pub fn body_at(buf: &'a [u8]) -> Option<Cursor<'a>> {
+        Some(Cursor { buf, pos: 0 })
+    }
+
     pub fn cstr(&mut self) -> Option<&'a str> {
         let rest = self.buf.get(self.pos..)?;
         let end = rest.iter().position(|&b| b == 0)?;

@@ -50,6 +50,39 @@ impl Startup {
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
+
+    /// The same packet with parameter `name` set to `value`.
+    pub fn with_param(&self, name: &str, value: &str) -> Startup {
+        let mut body = Vec::with_capacity(self.raw.len() + value.len());
+        body.extend_from_slice(&self.raw[4..8]);
+        let mut found = false;
+        for (n, v) in self.params() {
+            let v = if n == name {
+                found = true;
+                value
+            } else {
+                v
+            };
+            for part in [n, v] {
+                body.extend_from_slice(part.as_bytes());
+                body.push(0);
+            }
+        }
+        if !found {
+            for part in [name, value] {
+                body.extend_from_slice(part.as_bytes());
+                body.push(0);
+            }
+        }
+        body.push(0);
+        let mut raw = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        raw.extend_from_slice(&body);
+        Startup {
+            major: self.major,
+            minor: self.minor,
+            raw: Bytes::from(raw),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,5 +185,12 @@ mod tests {
         assert_eq!(s.param("database"), Some("shop"));
         assert_eq!(s.param("options"), None);
         assert_eq!(s.params().count(), 2);
+        let t = s.with_param("database", "postgres");
+        assert_eq!(t.param("database"), Some("postgres"));
+        assert_eq!(t.param("user"), Some("alice"));
+        assert_eq!(
+            StartupPacket::parse(t.raw.clone()),
+            Ok(StartupPacket::Startup(t))
+        );
     }
 }
