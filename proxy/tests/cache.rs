@@ -618,3 +618,69 @@ async fn no_read_is_older_than_an_acknowledged_write() {
     );
     proxy.shutdown().await.unwrap();
 }
+
+/// A client that vanishes mid-COPY or mid-transaction leaves no lock behind,
+/// and what it wrote without committing is rolled back.
+#[tokio::test]
+async fn vanished_clients_release_their_locks_promptly() {
+    let cluster = Cluster::shared();
+    let db = setup(
+        cluster,
+        "cache_vanish",
+        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);",
+    );
+    let proxy = proxy(cluster).await;
+    let probe = connect(cluster, cluster.addr(), &db).await;
+    let locks = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 't' AND l.pid <> pg_backend_pid()";
+
+    // Mid-COPY: the client sends some rows and disappears.
+    let mut raw = Raw::connect(proxy.addr).await;
+    raw.send(&startup_packet(
+        3,
+        0,
+        &[("user", "postgres"), ("database", &db)],
+    ))
+    .await;
+    raw.read_until(b'Z').await;
+    raw.send(&message(b'Q', b"COPY t FROM STDIN\0")).await;
+    raw.read_until(b'G').await;
+    raw.send(&message(b'd', b"2\t2\n")).await;
+    drop(raw);
+    wait_until_zero(&probe, locks).await;
+
+    // Mid-transaction, after a write.
+    let mut raw = Raw::connect(proxy.addr).await;
+    raw.send(&startup_packet(
+        3,
+        0,
+        &[("user", "postgres"), ("database", &db)],
+    ))
+    .await;
+    raw.read_until(b'Z').await;
+    raw.send(&message(b'Q', b"BEGIN; UPDATE t SET v = 99 WHERE id = 1\0"))
+        .await;
+    raw.read_until(b'Z').await;
+    drop(raw);
+    wait_until_zero(&probe, locks).await;
+    assert_eq!(
+        value(&probe, "SELECT v FROM t WHERE id = 1").await,
+        "0",
+        "rolled back"
+    );
+    assert_eq!(
+        value(&probe, "SELECT count(*) FROM t").await,
+        "1",
+        "the COPY was aborted"
+    );
+    proxy.shutdown().await.unwrap();
+}
+
+async fn wait_until_zero(client: &Client, sql: &str) {
+    for _ in 0..50 {
+        if value(client, sql).await == "0" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{sql} still not 0 after 5 s");
+}

@@ -71,6 +71,8 @@ pub struct Protocol {
     /// Something in the open transaction block (SET LOCAL) keeps it from caching.
     tx_uncacheable: bool,
     catalog: CatalogState,
+    /// The server is in COPY FROM STDIN, waiting for the client's data.
+    copy_in: bool,
     /// The catalog says the role's sessions start at READ COMMITTED.
     role_default_read_committed: bool,
 }
@@ -94,6 +96,7 @@ impl Protocol {
             tx_read_committed: true,
             tx_uncacheable: false,
             catalog: CatalogState::NotLoaded,
+            copy_in: false,
             role_default_read_committed: false,
         }
     }
@@ -151,6 +154,9 @@ impl Protocol {
             _ => {
                 if tag == frontend::TERMINATE {
                     self.terminated = true;
+                }
+                if tag == frontend::COPY_DONE || tag == frontend::COPY_FAIL {
+                    self.copy_in = false;
                 }
                 // COPY data, password messages, anything else: as it is.
                 self.end_of_input(server).await;
@@ -798,6 +804,14 @@ impl Protocol {
                     }
                 }
             }
+            backend::COPY_IN_RESPONSE | backend::COPY_BOTH_RESPONSE => {
+                self.copy_in = true;
+                if let Some(cycle) = self.cycles.front_mut() {
+                    if let Some(c) = cycle.capture.take() {
+                        c.abandon();
+                    }
+                }
+            }
             backend::PARAMETER_STATUS => {
                 if let Some((name, value)) = parameter_status::parse(message) {
                     self.context.on_parameter_status(name, value);
@@ -837,6 +851,7 @@ impl Protocol {
 
     /// ReadyForQuery: the front cycle is over.
     fn finish_cycle(&mut self, message: &[u8]) {
+        self.copy_in = false;
         let status = TxStatus::from_message(message);
         self.tx_status = status;
         let engine = &self.shared.engine;
@@ -890,8 +905,24 @@ impl Protocol {
         !self.uncommitted.is_empty() || self.cycles.iter().any(|c| !c.writes.is_empty())
     }
 
-    pub fn has_cycles(&self) -> bool {
-        !self.cycles.is_empty()
+    /// Requests sent whole (with their Sync) and not answered yet. A batch
+    /// whose Sync never came is not waited for: the server rolls it back when
+    /// the connection closes.
+    pub fn awaiting_answers(&self) -> bool {
+        self.cycles.iter().any(|c| !c.open)
+    }
+
+    /// The client left: what to send the server so it finishes the requests in
+    /// flight instead of waiting for the client. A COPY FROM STDIN is failed,
+    /// as the server itself does when its client disconnects.
+    pub fn abandon_client_input(&mut self, server: &mut BytesMut) {
+        if self.copy_in {
+            let reason = b"client connection lost\0";
+            server.extend_from_slice(&[frontend::COPY_FAIL]);
+            server.extend_from_slice(&((reason.len() + 4) as u32).to_be_bytes());
+            server.extend_from_slice(reason);
+            self.copy_in = false;
+        }
     }
 
     /// The session is over: whatever may have been written is invalidated.

@@ -120,8 +120,11 @@ where
     /// Reads the server until the cycles in flight are answered; the answers
     /// go nowhere.
     async fn settle_server(&mut self) {
-        let _ = drain(&mut self.server).await;
-        while self.protocol.has_cycles() {
+        self.protocol.abandon_client_input(&mut self.server.outbox);
+        if send_all(&mut self.server).await.is_err() {
+            return;
+        }
+        while self.protocol.awaiting_answers() {
             self.server.inbox.reserve(READ_CHUNK);
             match self.server.reader.read_buf(&mut self.server.inbox).await {
                 Ok(0) | Err(_) => return,
@@ -280,6 +283,15 @@ async fn send<W: AsyncWrite + Unpin>(
         writer.write_buf(outbox).await?;
         Ok(true)
     }
+}
+
+async fn send_all<T: AsyncRead + AsyncWrite>(half: &mut Half<T>) -> std::io::Result<()> {
+    if !half.outbox.is_empty() {
+        half.writer.write_all_buf(&mut half.outbox).await?;
+    }
+    half.writer.flush().await?;
+    half.unflushed = false;
+    Ok(())
 }
 
 async fn drain<T: AsyncRead + AsyncWrite>(half: &mut Half<T>) -> std::io::Result<()> {

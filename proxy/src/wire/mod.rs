@@ -26,6 +26,8 @@ pub use startup::{StartupError, StartupPacket};
 pub mod backend {
     pub const BIND_COMPLETE: u8 = b'2';
     pub const COMMAND_COMPLETE: u8 = b'C';
+    pub const COPY_BOTH_RESPONSE: u8 = b'W';
+    pub const COPY_IN_RESPONSE: u8 = b'G';
     pub const DATA_ROW: u8 = b'D';
     pub const PARSE_COMPLETE: u8 = b'1';
     pub const ROW_DESCRIPTION: u8 = b'T';
@@ -40,6 +42,8 @@ pub mod backend {
 pub mod frontend {
     pub const BIND: u8 = b'B';
     pub const CLOSE: u8 = b'C';
+    pub const COPY_DONE: u8 = b'c';
+    pub const COPY_FAIL: u8 = b'f';
     pub const DESCRIBE: u8 = b'D';
     pub const EXECUTE: u8 = b'E';
     pub const FLUSH: u8 = b'H';
