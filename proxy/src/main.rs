@@ -113,9 +113,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Demo(args)) => {
-            // The demo prints its own report; keep the proxy's logs for warnings.
+            // The demo prints its own report; the proxy logs only errors (its
+            // teardown stops PostgreSQL under idle sessions, which warns).
             if std::env::var_os("RUST_LOG").is_none() {
-                std::env::set_var("RUST_LOG", "warn");
+                std::env::set_var("RUST_LOG", "error");
             }
             init_logging(cli.log_format);
             runtime.block_on(pgcache::demo::run(args))
