@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod promql;
 pub mod raw;
 
 use std::net::SocketAddr;
