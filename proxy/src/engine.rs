@@ -177,6 +177,13 @@ impl Engine {
         }
     }
 
+    /// The upstream went away (restart, crash, network): writes may have been
+    /// missed or lost in recovery, so nothing cached before is trusted.
+    pub fn upstream_lost(&self) {
+        self.invalidate(&WriteSet::Everything);
+        self.store.clear();
+    }
+
     /// Applies a newly loaded policy: budgets change, and every entry goes,
     /// since rules that allowed it may not allow it any more.
     pub fn apply_policy(&self, policy: &Policy) {

@@ -76,6 +76,10 @@ struct RunArgs {
     /// Give up connecting to the upstream after this time.
     #[arg(long, env = "PGCACHE_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     connect_timeout: Duration,
+    /// On SIGTERM, how long running transactions may go on before their
+    /// sessions are closed (idle sessions close at once; SIGINT closes all now).
+    #[arg(long, env = "PGCACHE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
     /// Client connections beyond this many are refused (SQLSTATE 53300).
     #[arg(long, env = "PGCACHE_MAX_CLIENT_CONNECTIONS", default_value_t = 1000)]
     max_client_connections: usize,
@@ -173,18 +177,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.connect_timeout = args.connect_timeout;
     config.max_client_connections = args.max_client_connections;
     let proxy = Proxy::bind(config).await?;
-    proxy.run(shutdown_signal()).await
+    proxy.run(shutdown_signal(args.shutdown_timeout)).await
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGTERM (graceful: running transactions get `grace`) or
+/// SIGINT (fast: sessions close as soon as they are idle, or now).
+async fn shutdown_signal(grace: Duration) -> Duration {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => return std::future::pending().await,
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => Duration::ZERO,
+        _ = term.recv() => grace,
     }
 }

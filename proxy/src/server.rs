@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use policies::{Policy, SharedPolicy};
@@ -21,6 +22,8 @@ use crate::wire::{ErrorResponse, SqlState};
 /// State shared by every session of one proxy.
 pub struct Shared {
     pub config: ProxyConfig,
+    /// Set to true when the proxy shuts down; sessions end once idle.
+    pub shutdown: watch::Sender<bool>,
     pub stats: Metrics,
     pub engine: Engine,
     connection_slots: Arc<Semaphore>,
@@ -54,6 +57,7 @@ impl Proxy {
         let stats = Metrics::new();
         let engine = Engine::new(&config, policy, stats.invalidations.clone());
         let shared = Arc::new(Shared {
+            shutdown: watch::channel(false).0,
             connection_slots: Arc::new(Semaphore::new(config.max_client_connections)),
             stats,
             engine,
@@ -81,9 +85,10 @@ impl Proxy {
         &self.shared
     }
 
-    /// Accepts clients until `shutdown` completes. Sessions already running go on
-    /// until their clients leave.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    /// Accepts clients until `shutdown` completes with a grace period; then
+    /// stops accepting, ends idle sessions at once and waits up to the grace
+    /// period for the others to finish their transactions.
+    pub async fn run(mut self, shutdown: impl Future<Output = Duration>) -> anyhow::Result<()> {
         info!(listen = %self.local_addr(), upstream = ?self.shared.config.upstream, "pgcache is accepting connections");
         tokio::pin!(shutdown);
         let background = crate::maintenance::spawn(self.shared.clone());
@@ -93,12 +98,24 @@ impl Proxy {
         });
         loop {
             tokio::select! {
-                _ = &mut shutdown => {
+                grace = &mut shutdown => {
+                    drop(self.listener);
+                    info!(grace = ?grace, "stopped accepting connections; ending sessions as they become idle");
+                    let _ = self.shared.shutdown.send(true);
+                    let deadline = tokio::time::Instant::now() + grace;
+                    while self.shared.stats.client_connections.get() > 0
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    let left = self.shared.stats.client_connections.get();
+                    if left > 0 {
+                        warn!(sessions = left, "grace period over; closing the remaining sessions");
+                    }
                     background.abort();
                     if let Some(admin) = &admin {
                         admin.abort();
                     }
-                    info!("stopped accepting connections");
                     return Ok(());
                 }
                 accepted = self.listener.accept() => match accepted {
@@ -106,7 +123,7 @@ impl Proxy {
                     // Out of file descriptors and the like: keep serving the others.
                     Err(e) => {
                         warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
             }
@@ -121,6 +138,7 @@ impl Proxy {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(self.run(async move {
             let _ = stopped.wait_for(|s| *s).await;
+            Duration::from_secs(5)
         }));
         ProxyHandle {
             addr,

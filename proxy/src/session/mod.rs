@@ -84,6 +84,7 @@ where
         Err(error) => {
             warn!(%peer, %user, %database, error = %error.message, "upstream unreachable");
             shared.stats.upstream_errors.inc();
+            shared.engine.upstream_lost();
             let _ = write_and_close(&mut client, &error).await;
             return;
         }
@@ -103,11 +104,27 @@ where
     let _upstream_guard = shared.stats.upstream_connections.guard();
     let mut protocol = Protocol::new(shared.clone(), &startup);
     protocol.console = console;
-    let mut relay = Relay::new(client, server, protocol, config.max_message_size);
+    let mut relay = Relay::new(
+        client,
+        server,
+        protocol,
+        config.max_message_size,
+        shared.shutdown.subscribe(),
+    );
     let ending = relay.run().await;
+    if matches!(
+        ending,
+        Ending::ServerClosed | Ending::ServerIo(_) | Ending::ServerProtocolError(_)
+    ) && !relay.protocol.terminated
+    {
+        shared.engine.upstream_lost();
+    }
     let pid = relay.protocol.backend_pid.unwrap_or(0);
     match ending {
-        Ending::ClientClosed | Ending::ClientTerminated | Ending::ServerClosed => {
+        Ending::ClientClosed
+        | Ending::ClientTerminated
+        | Ending::ServerClosed
+        | Ending::Shutdown => {
             debug!(%peer, %user, %database, backend_pid = pid, ?ending, "session ended")
         }
         Ending::ClientIo(e) => {

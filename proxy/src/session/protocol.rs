@@ -905,6 +905,12 @@ impl Protocol {
         !self.uncommitted.is_empty() || self.cycles.iter().any(|c| !c.writes.is_empty())
     }
 
+    /// Nothing in flight, no transaction open: the session can end without
+    /// losing anything.
+    pub fn is_idle(&self) -> bool {
+        self.cycles.is_empty() && self.batch.is_empty() && self.tx_status == Some(TxStatus::Idle)
+    }
+
     /// Requests sent whole (with their Sync) and not answered yet. A batch
     /// whose Sync never came is not waited for: the server rolls it back when
     /// the connection closes.

@@ -74,12 +74,16 @@ pub enum Ending {
     ServerProtocolError(FrameError),
     ClientIo(std::io::Error),
     ServerIo(std::io::Error),
+    /// The proxy is shutting down and the session was idle.
+    Shutdown,
 }
 
 pub struct Relay<C, S> {
     client: Half<C>,
     server: Half<S>,
     pub protocol: Protocol,
+    /// Becomes true when the proxy shuts down: the session ends when idle.
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<C, S> Relay<C, S>
@@ -87,12 +91,19 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    pub fn new(client: C, server: S, protocol: Protocol, max_client_message: usize) -> Self {
+    pub fn new(
+        client: C,
+        server: S,
+        protocol: Protocol,
+        max_client_message: usize,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         Relay {
             client: Half::new(client, max_client_message),
             // The server is trusted to respect its own limits.
             server: Half::new(server, crate::wire::MAX_MESSAGE_LEN),
             protocol,
+            shutdown,
         }
     }
 
@@ -140,7 +151,24 @@ where
 
     async fn forward(&mut self) -> Ending {
         loop {
-            let Relay { client, server, .. } = self;
+            if *self.shutdown.borrow() && self.protocol.is_idle() && self.client.inbox.is_empty() {
+                // Like the server's own shutdown: the client hears why, then
+                // the server session ends cleanly with Terminate.
+                self.tell_client(ErrorResponse::fatal(
+                    SqlState::ADMIN_SHUTDOWN,
+                    "terminating connection because pgcache is shutting down",
+                ));
+                self.server.outbox.extend_from_slice(b"X\0\0\0\x04");
+                self.protocol.terminated = true;
+                return Ending::Shutdown;
+            }
+            let Relay {
+                client,
+                server,
+                shutdown,
+                ..
+            } = self;
+            let watch_shutdown = !*shutdown.borrow();
             let read_client = client.open && server.outbox.len() < HIGH_WATER;
             let read_server = server.open && client.outbox.len() < HIGH_WATER;
             if client.inbox.capacity() - client.inbox.len() < READ_CHUNK / 4 {
@@ -173,6 +201,7 @@ where
                         Err(e) => return self.server_lost(Ending::ServerIo(e)),
                     }
                 }
+                _ = shutdown.changed(), if watch_shutdown => {}
                 r = client.reader.read_buf(&mut client.inbox), if read_client => {
                     match r {
                         Ok(0) => {
