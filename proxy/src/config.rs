@@ -99,6 +99,10 @@ pub struct ProxyConfig {
     pub max_client_connections: usize,
     /// Largest single message accepted from a client.
     pub max_message_size: usize,
+    pub tls_mode: crate::tls::TlsMode,
+    /// PEM certificate chain and key, required unless tls_mode is Disabled.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ProxyConfig {
@@ -117,6 +121,9 @@ impl ProxyConfig {
             connect_timeout: Duration::from_secs(10),
             max_client_connections: 1000,
             max_message_size: crate::wire::MAX_MESSAGE_LEN,
+            tls_mode: crate::tls::TlsMode::Disabled,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod observe;
 pub mod server;
 pub mod session;
 pub mod sql;
+pub mod tls;
 pub mod wire;
 
 pub use config::{ProxyConfig, Upstream};

@@ -80,6 +80,20 @@ struct RunArgs {
     /// sessions are closed (idle sessions close at once; SIGINT closes all now).
     #[arg(long, env = "PGCACHE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
+    /// TLS toward clients: disabled (SSLRequest answered 'N'), optional, or
+    /// required (plain connections refused).
+    #[arg(long, env = "PGCACHE_TLS_MODE", value_enum, default_value = "disabled")]
+    tls_mode: pgcache::tls::TlsMode,
+    /// PEM certificate chain presented to clients.
+    #[arg(long, env = "PGCACHE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "PGCACHE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Largest message accepted from a client (e.g. 64MiB); PostgreSQL's own
+    /// limit (1GiB) by default.
+    #[arg(long, env = "PGCACHE_MAX_MESSAGE_SIZE", value_parser = parse_size)]
+    max_message_size: Option<u64>,
     /// Client connections beyond this many are refused (SQLSTATE 53300).
     #[arg(long, env = "PGCACHE_MAX_CLIENT_CONNECTIONS", default_value_t = 1000)]
     max_client_connections: usize,
@@ -176,8 +190,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.startup_timeout = args.startup_timeout;
     config.connect_timeout = args.connect_timeout;
     config.max_client_connections = args.max_client_connections;
+    config.tls_mode = args.tls_mode;
+    config.tls_cert = args.tls_cert;
+    config.tls_key = args.tls_key;
+    if let Some(max) = args.max_message_size {
+        config.max_message_size = usize::try_from(max)
+            .unwrap_or(usize::MAX)
+            .min(pgcache::wire::MAX_MESSAGE_LEN);
+    }
     let proxy = Proxy::bind(config).await?;
     proxy.run(shutdown_signal(args.shutdown_timeout)).await
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    policies::parse_size(text).map_err(|e| e.to_string())
 }
 
 /// Completes on SIGTERM (graceful: running transactions get `grace`) or

@@ -22,6 +22,8 @@ use crate::wire::{ErrorResponse, SqlState};
 /// State shared by every session of one proxy.
 pub struct Shared {
     pub config: ProxyConfig,
+    /// Present when clients may use TLS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Set to true when the proxy shuts down; sessions end once idle.
     pub shutdown: watch::Sender<bool>,
     pub stats: Metrics,
@@ -54,9 +56,17 @@ impl Proxy {
             ),
             None => None,
         };
+        let tls = match config.tls_mode {
+            crate::tls::TlsMode::Disabled => None,
+            _ => match (&config.tls_cert, &config.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+                _ => anyhow::bail!("--tls-mode optional/required needs --tls-cert and --tls-key"),
+            },
+        };
         let stats = Metrics::new();
         let engine = Engine::new(&config, policy, stats.invalidations.clone());
         let shared = Arc::new(Shared {
+            tls,
             shutdown: watch::channel(false).0,
             connection_slots: Arc::new(Semaphore::new(config.max_client_connections)),
             stats,

@@ -19,9 +19,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use crate::server::Shared;
+use crate::tls::TlsMode;
+use crate::wire::startup::Startup;
 use crate::wire::{ErrorResponse, SqlState};
 pub use cycle::Outcome;
 use protocol::Protocol;
@@ -31,28 +34,84 @@ use startup::{connect_upstream, forward_cancel, read_opening, Opening};
 
 /// Serves one client connection to its end. Never panics on anything the client
 /// or the server sends; every failure ends in one log line.
-pub async fn serve<C>(mut client: C, peer: SocketAddr, shared: Arc<Shared>)
+pub async fn serve(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let config = &shared.config;
+    match open(&mut client, peer, &shared, shared.tls.is_some()).await {
+        Some(Opening::Tls) => {
+            let Some(acceptor) = shared.tls.clone() else {
+                return;
+            };
+            let handshake = tokio::time::timeout(config.startup_timeout, acceptor.accept(client));
+            let mut tls = match handshake.await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    warn!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    warn!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            // After the handshake: the startup packet, now encrypted.
+            if let Some(Opening::Startup(startup)) = open(&mut tls, peer, &shared, false).await {
+                serve_startup(tls, peer, shared.clone(), startup).await;
+            }
+        }
+        Some(Opening::Startup(startup)) => {
+            if config.tls_mode == TlsMode::Required {
+                warn!(%peer, "refused: TLS is required");
+                let error = ErrorResponse::fatal(
+                    SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                    "pgcache requires an encrypted connection (TLS)",
+                )
+                .with_hint("Connect with sslmode=require or stronger.");
+                let _ = write_and_close(&mut client, &error).await;
+                return;
+            }
+            serve_startup(client, peer, shared.clone(), startup).await;
+        }
+        Some(Opening::Cancel(_)) | None => {}
+    }
+}
+
+/// Reads the opening packets; handles a cancel request or a failure itself and
+/// returns `None` then.
+async fn open<C>(
+    client: &mut C,
+    peer: SocketAddr,
+    shared: &Shared,
+    offer_tls: bool,
+) -> Option<Opening>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let config = &shared.config;
-    let startup = match read_opening(&mut client, config.startup_timeout).await {
-        Ok(Opening::Startup(startup)) => startup,
+    match read_opening(client, config.startup_timeout, offer_tls).await {
         Ok(Opening::Cancel(raw)) => {
             match forward_cancel(&config.upstream, raw, config.connect_timeout).await {
                 Ok(()) => debug!(%peer, "cancel request forwarded"),
                 Err(e) => warn!(%peer, error = %e, "cancel request could not be forwarded"),
             }
-            return;
+            None
         }
+        Ok(opening) => Some(opening),
         Err(failure) => {
             warn!(%peer, error = %failure, "connection refused during startup");
             if let Some(error) = failure.to_error_response() {
-                let _ = write_and_close(&mut client, &error).await;
+                let _ = write_and_close(client, &error).await;
             }
-            return;
+            None
         }
-    };
+    }
+}
+
+/// A session from its StartupMessage on.
+async fn serve_startup<C>(mut client: C, peer: SocketAddr, shared: Arc<Shared>, startup: Startup)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = &shared.config;
     let user = startup.param("user").unwrap_or_default().to_string();
     let database = startup
         .param("database")

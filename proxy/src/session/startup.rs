@@ -45,11 +45,17 @@ impl StartupFailure {
 pub enum Opening {
     Startup(Startup),
     Cancel(Bytes),
+    /// SSLRequest, answered 'S': the TLS handshake comes next.
+    Tls,
 }
 
-/// Reads packets until a StartupMessage or a CancelRequest, answering SSLRequest
-/// and GSSENCRequest with 'N' (no encryption offered) on the way.
-pub async fn read_opening<S>(client: &mut S, timeout: Duration) -> Result<Opening, StartupFailure>
+/// Reads packets until a StartupMessage or a CancelRequest, answering
+/// GSSENCRequest with 'N', and SSLRequest with 'S' when `offer_tls`, else 'N'.
+pub async fn read_opening<S>(
+    client: &mut S,
+    timeout: Duration,
+    offer_tls: bool,
+) -> Result<Opening, StartupFailure>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -57,6 +63,10 @@ where
         let (mut ssl_answered, mut gss_answered) = (false, false);
         loop {
             match StartupPacket::parse(read_packet(client).await?)? {
+                StartupPacket::SslRequest if offer_tls => {
+                    client.write_all(b"S").await?;
+                    return Ok(Opening::Tls);
+                }
                 StartupPacket::SslRequest if !ssl_answered => {
                     ssl_answered = true;
                     client.write_all(b"N").await?;
