@@ -99,6 +99,10 @@ pub struct ProxyConfig {
     pub max_client_connections: usize,
     /// Largest single message accepted from a client.
     pub max_message_size: usize,
+    /// Client networks allowed to connect; empty allows every address.
+    pub allow: Vec<crate::access::Cidr>,
+    /// Close client sessions idle (outside a transaction) this long.
+    pub idle_timeout: Option<Duration>,
     pub tls_mode: crate::tls::TlsMode,
     /// PEM certificate chain and key, required unless tls_mode is Disabled.
     pub tls_cert: Option<PathBuf>,
@@ -121,6 +125,8 @@ impl ProxyConfig {
             connect_timeout: Duration::from_secs(10),
             max_client_connections: 1000,
             max_message_size: crate::wire::MAX_MESSAGE_LEN,
+            allow: Vec::new(),
+            idle_timeout: None,
             tls_mode: crate::tls::TlsMode::Disabled,
             tls_cert: None,
             tls_key: None,

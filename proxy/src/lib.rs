@@ -3,6 +3,7 @@
 //! The `pgcache` binary is a thin shell over this library; integration tests use
 //! the library to run a proxy in-process. See `docs/ARCHITECTURE.md` for the map.
 
+pub mod access;
 pub mod catalog;
 pub mod config;
 pub mod demo;

@@ -80,6 +80,15 @@ struct RunArgs {
     /// sessions are closed (idle sessions close at once; SIGINT closes all now).
     #[arg(long, env = "PGCACHE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
+    /// Client networks allowed to connect (comma-separated CIDR blocks, e.g.
+    /// 10.0.0.0/8,::1/128); others are refused after their startup packet.
+    /// Empty: every address.
+    #[arg(long, env = "PGCACHE_ALLOW", value_delimiter = ',')]
+    allow: Vec<pgcache::access::Cidr>,
+    /// Close client sessions idle outside a transaction for this long
+    /// (SQLSTATE 57P05). Off by default.
+    #[arg(long, env = "PGCACHE_IDLE_TIMEOUT", value_parser = parse_duration)]
+    idle_timeout: Option<Duration>,
     /// TLS toward clients: disabled (SSLRequest answered 'N'), optional, or
     /// required (plain connections refused).
     #[arg(long, env = "PGCACHE_TLS_MODE", value_enum, default_value = "disabled")]
@@ -190,6 +199,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.startup_timeout = args.startup_timeout;
     config.connect_timeout = args.connect_timeout;
     config.max_client_connections = args.max_client_connections;
+    config.allow = args.allow;
+    config.idle_timeout = args.idle_timeout;
     config.tls_mode = args.tls_mode;
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;

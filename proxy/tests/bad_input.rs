@@ -224,3 +224,48 @@ async fn too_many_clients_are_refused_with_53300() {
     drop(b);
     proxy.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn addresses_outside_the_allow_list_are_refused() {
+    let cluster = Cluster::shared();
+    let proxy = proxy_with(cluster, |c| c.allow = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    let err = common::config_for(cluster, proxy.addr, "postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("refused");
+    let db = err.as_db_error().expect("a server-style error");
+    assert_eq!(db.code().code(), "28000");
+    assert!(db.message().contains("127.0.0.1"), "{}", db.message());
+    let open = proxy_with(cluster, |c| {
+        c.allow = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "127.0.0.0/8".parse().unwrap(),
+        ]
+    })
+    .await;
+    still_serves(cluster, open.addr).await;
+    open.shutdown().await.unwrap();
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_clients_are_closed_but_open_transactions_are_not() {
+    let cluster = Cluster::shared();
+    let proxy = proxy_with(cluster, |c| {
+        c.idle_timeout = Some(Duration::from_millis(400))
+    })
+    .await;
+    let idle = connect(cluster, proxy.addr, "postgres").await;
+    let in_tx = connect(cluster, proxy.addr, "postgres").await;
+    in_tx.batch_execute("BEGIN").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let err = idle.simple_query("SELECT 1").await.unwrap_err();
+    assert!(
+        err.code() == Some(&tokio_postgres::error::SqlState::IDLE_SESSION_TIMEOUT)
+            || err.is_closed(),
+        "{err}"
+    );
+    in_tx.batch_execute("SELECT 1; COMMIT").await.unwrap();
+    proxy.shutdown().await.unwrap();
+}

@@ -684,3 +684,50 @@ async fn wait_until_zero(client: &Client, sql: &str) {
     }
     panic!("{sql} still not 0 after 5 s");
 }
+
+/// Row-level security: each user sees only their rows, and such tables are
+/// never cached, so no result crosses users or settings.
+#[tokio::test]
+async fn row_level_security_tables_are_not_shared() {
+    let cluster = Cluster::shared();
+    let db = setup(
+        cluster,
+        "cache_rls",
+        "CREATE TABLE docs (owner text, body text);
+         INSERT INTO docs VALUES ('rls_alice', 'a1'), ('rls_alice', 'a2'), ('rls_bob', 'b1');
+         ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY own ON docs USING (owner = current_user);
+         DO $$ BEGIN
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rls_alice') THEN CREATE ROLE rls_alice LOGIN PASSWORD 'pw'; END IF;
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rls_bob') THEN CREATE ROLE rls_bob LOGIN PASSWORD 'pw'; END IF;
+         END $$;
+         GRANT SELECT ON docs TO rls_alice, rls_bob;",
+    );
+    let proxy = proxy(cluster).await;
+    let login = |user: &'static str| {
+        let db = db.clone();
+        let addr = proxy.addr;
+        async move {
+            let (client, conn) = tokio_postgres::Config::new()
+                .host("127.0.0.1")
+                .port(addr.port())
+                .user(user)
+                .password("pw")
+                .dbname(&db)
+                .connect(tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+        }
+    };
+    let alice = login("rls_alice").await;
+    let bob = login("rls_bob").await;
+    let q = "SELECT string_agg(body, ',' ORDER BY body) FROM docs";
+    for _ in 0..3 {
+        assert_eq!(value(&alice, q).await, "a1,a2");
+        assert_eq!(value(&bob, q).await, "b1");
+    }
+    assert!(proxy.shared.stats.bypasses("row_security") >= 6);
+    proxy.shutdown().await.unwrap();
+}

@@ -112,6 +112,15 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let config = &shared.config;
+    if !crate::access::allowed(&config.allow, peer.ip()) {
+        warn!(%peer, "refused: address not in --allow");
+        let error = ErrorResponse::fatal(
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            format!("pgcache does not accept connections from {}", peer.ip()),
+        );
+        let _ = write_and_close(&mut client, &error).await;
+        return;
+    }
     let user = startup.param("user").unwrap_or_default().to_string();
     let database = startup
         .param("database")
@@ -169,6 +178,7 @@ where
         protocol,
         config.max_message_size,
         shared.shutdown.subscribe(),
+        config.idle_timeout,
     );
     let ending = relay.run().await;
     if matches!(
@@ -183,7 +193,8 @@ where
         Ending::ClientClosed
         | Ending::ClientTerminated
         | Ending::ServerClosed
-        | Ending::Shutdown => {
+        | Ending::Shutdown
+        | Ending::IdleTimeout => {
             debug!(%peer, %user, %database, backend_pid = pid, ?ending, "session ended")
         }
         Ending::ClientIo(e) => {

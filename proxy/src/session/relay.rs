@@ -76,6 +76,8 @@ pub enum Ending {
     ServerIo(std::io::Error),
     /// The proxy is shutting down and the session was idle.
     Shutdown,
+    /// The client was idle longer than --idle-timeout.
+    IdleTimeout,
 }
 
 pub struct Relay<C, S> {
@@ -84,6 +86,7 @@ pub struct Relay<C, S> {
     pub protocol: Protocol,
     /// Becomes true when the proxy shuts down: the session ends when idle.
     shutdown: tokio::sync::watch::Receiver<bool>,
+    idle_timeout: Option<Duration>,
 }
 
 impl<C, S> Relay<C, S>
@@ -97,6 +100,7 @@ where
         protocol: Protocol,
         max_client_message: usize,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        idle_timeout: Option<Duration>,
     ) -> Self {
         Relay {
             client: Half::new(client, max_client_message),
@@ -104,6 +108,7 @@ where
             server: Half::new(server, crate::wire::MAX_MESSAGE_LEN),
             protocol,
             shutdown,
+            idle_timeout,
         }
     }
 
@@ -162,6 +167,9 @@ where
                 self.protocol.terminated = true;
                 return Ending::Shutdown;
             }
+            // The idle clock runs only while nothing is in flight and no
+            // transaction is open; any client byte restarts the loop.
+            let idle_limit = self.idle_timeout.filter(|_| self.protocol.is_idle());
             let Relay {
                 client,
                 server,
@@ -169,6 +177,12 @@ where
                 ..
             } = self;
             let watch_shutdown = !*shutdown.borrow();
+            let idle = async {
+                match idle_limit {
+                    Some(limit) => tokio::time::sleep(limit).await,
+                    None => std::future::pending().await,
+                }
+            };
             let read_client = client.open && server.outbox.len() < HIGH_WATER;
             let read_server = server.open && client.outbox.len() < HIGH_WATER;
             if client.inbox.capacity() - client.inbox.len() < READ_CHUNK / 4 {
@@ -202,6 +216,15 @@ where
                     }
                 }
                 _ = shutdown.changed(), if watch_shutdown => {}
+                _ = idle => {
+                    self.tell_client(ErrorResponse::fatal(
+                        SqlState::IDLE_SESSION_TIMEOUT,
+                        "terminating connection due to idle-session timeout",
+                    ));
+                    self.server.outbox.extend_from_slice(b"X\0\0\0\x04");
+                    self.protocol.terminated = true;
+                    return Ending::IdleTimeout;
+                }
                 r = client.reader.read_buf(&mut client.inbox), if read_client => {
                     match r {
                         Ok(0) => {

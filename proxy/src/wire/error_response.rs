@@ -15,6 +15,7 @@ impl SqlState {
     pub const TOO_MANY_CONNECTIONS: SqlState = SqlState("53300");
     pub const PROGRAM_LIMIT_EXCEEDED: SqlState = SqlState("54000");
     pub const ADMIN_SHUTDOWN: SqlState = SqlState("57P01");
+    pub const IDLE_SESSION_TIMEOUT: SqlState = SqlState("57P05");
     pub const INVALID_AUTHORIZATION_SPECIFICATION: SqlState = SqlState("28000");
 }
 
