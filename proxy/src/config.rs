@@ -18,6 +18,8 @@ pub struct Upstream {
     pub user: String,
     pub password: Option<String>,
     pub dbname: String,
+    /// TLS toward the server, from `sslmode` and `sslrootcert` in the URL.
+    pub tls: crate::upstream::UpstreamTls,
 }
 
 impl Upstream {
@@ -51,7 +53,24 @@ impl FromStr for Upstream {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             bail!("the upstream must be a URL like postgres://USER[:PASSWORD]@HOST:PORT/DBNAME");
         }
-        let config = tokio_postgres::Config::from_str(url)
+        // sslmode and sslrootcert are the proxy's to handle (tokio-postgres knows
+        // neither verify-full nor sslrootcert); the rest goes to tokio-postgres.
+        let mut tls = crate::upstream::UpstreamTls::default();
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("sslmode", mode)) => tls.mode = mode.parse()?,
+                Some(("sslrootcert", path)) => tls.root_cert = Some(path.into()),
+                _ => rest.push(pair),
+            }
+        }
+        let url = if rest.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        let config = tokio_postgres::Config::from_str(&url)
             .with_context(|| "the upstream URL is not a valid PostgreSQL connection URL")?;
         let host = match config.get_hosts() {
             [tokio_postgres::config::Host::Tcp(host)] => host.clone(),
@@ -74,6 +93,7 @@ impl FromStr for Upstream {
             user,
             password,
             dbname,
+            tls,
         })
     }
 }
@@ -174,6 +194,18 @@ mod tests {
         assert_eq!((u.port, u.dbname.as_str()), (5432, "svc"));
         assert!("mysql://x@y/z".parse::<Upstream>().is_err());
         assert!("postgres://host/db".parse::<Upstream>().is_err());
+        let u: Upstream =
+            "postgres://svc@db:5432/x?sslmode=verify-full&sslrootcert=/ca.pem&connect_timeout=3"
+                .parse()
+                .unwrap();
+        assert_eq!(u.tls.mode, crate::upstream::SslMode::VerifyFull);
+        assert_eq!(
+            u.tls.root_cert.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        assert!("postgres://svc@db/x?sslmode=bogus"
+            .parse::<Upstream>()
+            .is_err());
     }
 
     #[test]

@@ -118,7 +118,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(config: &ProxyConfig, policy: SharedPolicy, invalidations: IntCounterVec) -> Engine {
+    pub fn new(
+        config: &ProxyConfig,
+        policy: SharedPolicy,
+        invalidations: IntCounterVec,
+        upstream_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    ) -> Engine {
         let stats = Arc::new(Stats::new());
         let current = policy.load();
         let store = Store::with_stats(
@@ -145,6 +150,10 @@ impl Engine {
                     upstream.password.clone(),
                 );
                 c.connect_timeout = config.connect_timeout;
+                c.tls = upstream_tls.map(|config| crate::catalog::CatalogTls {
+                    config,
+                    required: upstream.tls.mode != crate::upstream::SslMode::Prefer,
+                });
                 c
             }),
             policy,

@@ -14,6 +14,7 @@ pub mod server;
 pub mod session;
 pub mod sql;
 pub mod tls;
+pub mod upstream;
 pub mod wire;
 
 pub use config::{ProxyConfig, Upstream};

@@ -24,6 +24,8 @@ pub struct Shared {
     pub config: ProxyConfig,
     /// Present when clients may use TLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// TLS toward the upstream, unless its URL says sslmode=disable.
+    pub upstream_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     /// Set to true when the proxy shuts down; sessions end once idle.
     pub shutdown: watch::Sender<bool>,
     pub stats: Metrics,
@@ -63,10 +65,21 @@ impl Proxy {
                 _ => anyhow::bail!("--tls-mode optional/required needs --tls-cert and --tls-key"),
             },
         };
+        let upstream_tls = config
+            .upstream
+            .tls
+            .client_config()
+            .context("TLS toward the upstream")?;
         let stats = Metrics::new();
-        let engine = Engine::new(&config, policy, stats.invalidations.clone());
+        let engine = Engine::new(
+            &config,
+            policy,
+            stats.invalidations.clone(),
+            upstream_tls.clone(),
+        );
         let shared = Arc::new(Shared {
             tls,
+            upstream_tls,
             shutdown: watch::channel(false).0,
             connection_slots: Arc::new(Semaphore::new(config.max_client_connections)),
             stats,

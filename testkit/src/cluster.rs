@@ -82,15 +82,35 @@ impl Cluster {
         let base_config = read(&cluster.data_dir.join("postgresql.conf"))?;
         write(
             &cluster.data_dir.join("pg_hba.conf"),
-            &config::hba(opts.auth),
+            &config::hba(opts.auth, opts.tls.is_some()),
         )?;
+        let mut settings = opts.settings.clone();
+        if let Some((cert, key)) = &opts.tls {
+            // PostgreSQL insists that its key is private to the server's user.
+            let (cert_path, key_path) = (
+                cluster.data_dir.join("server.crt"),
+                cluster.data_dir.join("server.key"),
+            );
+            write(&cert_path, cert)?;
+            write(&key_path, key)?;
+            for path in [&cert_path, &key_path] {
+                if let Some(user) = run_as {
+                    user.chown(path)?;
+                }
+            }
+            std::fs::set_permissions(
+                &key_path,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .map_err(|e| Error::io("making the TLS key private", e))?;
+            settings.push(("ssl".into(), "on".into()));
+        }
 
         let slot = cluster.server.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut slot = std::mem::take(slot);
         for attempt in 1.. {
             cluster.port = free_port();
-            let settings =
-                config::server_settings(cluster.port, &cluster.socket_dir, &opts.settings);
+            let settings = config::server_settings(cluster.port, &cluster.socket_dir, &settings);
             write(
                 &cluster.data_dir.join("postgresql.conf"),
                 &format!("{base_config}{settings}"),

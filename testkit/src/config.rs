@@ -37,6 +37,9 @@ pub struct ClusterOptions {
     /// overriding) the testkit's own. Values are quoted for you: write
     /// `("work_mem", "64MB")`, not `"'64MB'"`.
     pub settings: Vec<(String, String)>,
+    /// PEM certificate and key: the server then accepts TCP connections over
+    /// TLS only (`ssl = on`, `hostssl` lines in pg_hba.conf).
+    pub tls: Option<(String, String)>,
 }
 
 impl ClusterOptions {
@@ -44,8 +47,14 @@ impl ClusterOptions {
     pub fn scram() -> Self {
         ClusterOptions {
             auth: Auth::Scram,
-            settings: Vec::new(),
+            ..ClusterOptions::default()
         }
+    }
+
+    /// TLS-only TCP connections with this PEM certificate and key (builder style).
+    pub fn tls_only(mut self, cert_pem: impl Into<String>, key_pem: impl Into<String>) -> Self {
+        self.tls = Some((cert_pem.into(), key_pem.into()));
+        self
     }
 
     /// Adds one postgresql.conf setting (builder style).
@@ -141,7 +150,8 @@ pub(crate) fn server_settings(port: u16, socket_dir: &Path, extra: &[(String, St
 /// The whole pg_hba.conf. Group lines come first because the first matching
 /// line wins; a `+group` line whose group does not exist (yet) simply does
 /// not match.
-pub(crate) fn hba(auth: Auth) -> String {
+pub(crate) fn hba(auth: Auth, tls_only: bool) -> String {
+    let host = if tls_only { "hostssl" } else { "host" };
     let mut rules: Vec<(String, &str)> = Vec::new();
     match auth {
         Auth::Trust => rules.push(("all".into(), "trust")),
@@ -161,7 +171,7 @@ pub(crate) fn hba(auth: Auth) -> String {
         for (user, method) in &rules {
             for address in ["127.0.0.1/32", "::1/128"] {
                 hba.push_str(&format!(
-                    "host   {database:<12} {user:<15} {address:<13} {method}\n"
+                    "{host:<8}{database:<12} {user:<15} {address:<13} {method}\n"
                 ));
             }
         }
@@ -175,7 +185,7 @@ mod tests {
 
     #[test]
     fn scram_hba_puts_group_lines_first() {
-        let hba = hba(Auth::Scram);
+        let hba = hba(Auth::Scram, false);
         let md5 = hba.find("+md5_users").unwrap();
         let password = hba.find("+password_users").unwrap();
         let scram = hba.find("scram-sha-256").unwrap();
@@ -187,7 +197,7 @@ mod tests {
 
     #[test]
     fn trust_hba_trusts_tcp() {
-        let hba = hba(Auth::Trust);
+        let hba = hba(Auth::Trust, false);
         assert!(hba
             .lines()
             .filter(|l| l.starts_with("host"))

@@ -23,6 +23,16 @@ pub struct CatalogConfig {
     /// After a failed connect or load, callers get that same error for this
     /// long before the next attempt.
     pub retry_backoff: Duration,
+    /// TLS for the control connection (the same as the proxy's sessions use).
+    pub tls: Option<CatalogTls>,
+}
+
+/// TLS settings of the control connection.
+#[derive(Clone)]
+pub struct CatalogTls {
+    pub config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+    /// Refuse a server without TLS (sslmode=require and stronger); else prefer.
+    pub required: bool,
 }
 
 impl CatalogConfig {
@@ -43,6 +53,7 @@ impl CatalogConfig {
             refresh_interval: Duration::from_secs(60),
             load_timeout: Duration::from_secs(30),
             retry_backoff: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -59,6 +70,7 @@ impl fmt::Debug for CatalogConfig {
             .field("refresh_interval", &self.refresh_interval)
             .field("load_timeout", &self.load_timeout)
             .field("retry_backoff", &self.retry_backoff)
+            .field("tls", &self.tls.as_ref().map(|t| t.required))
             .finish()
     }
 }

@@ -189,9 +189,25 @@ impl DbCatalog {
         }
         // tokio-postgres's own timeout covers the TCP connect only; this one
         // also bounds a server that accepts and then never answers.
-        let connected = tokio::time::timeout(config.connect_timeout, pg.connect(NoTls)).await;
-        let (client, connection) = match connected {
-            Ok(Ok(pair)) => pair,
+        let database = self.database.clone();
+        let connecting = async {
+            match &config.tls {
+                None => open(&pg, NoTls, database).await,
+                Some(tls) => {
+                    pg.ssl_mode(if tls.required {
+                        tokio_postgres::config::SslMode::Require
+                    } else {
+                        tokio_postgres::config::SslMode::Prefer
+                    });
+                    let connector =
+                        tokio_postgres_rustls::MakeRustlsConnect::new((*tls.config).clone());
+                    open(&pg, connector, database).await
+                }
+            }
+        };
+        let connected = tokio::time::timeout(config.connect_timeout, connecting).await;
+        let client = match connected {
+            Ok(Ok(client)) => client,
             Ok(Err(e)) => {
                 return Err(CatalogError::Connect {
                     database: self.database.clone(),
@@ -206,14 +222,6 @@ impl DbCatalog {
                 })
             }
         };
-        let database = self.database.clone();
-        tokio::spawn(async move {
-            // Ends when the Client is dropped, or when the server goes away;
-            // the next load then notices `is_closed` and reconnects.
-            if let Err(e) = connection.await {
-                tracing::debug!(%database, error = %describe(&e), "catalog connection closed");
-            }
-        });
         Ok(client)
     }
 
@@ -234,4 +242,25 @@ impl std::fmt::Debug for DbCatalog {
             .field("loaded", &self.has_snapshot())
             .finish_non_exhaustive()
     }
+}
+
+/// Connects with `tls` and runs the connection in the background.
+async fn open<T>(
+    pg: &tokio_postgres::Config,
+    tls: T,
+    database: String,
+) -> Result<Client, tokio_postgres::Error>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = pg.connect(tls).await?;
+    tokio::spawn(async move {
+        // Ends when the Client is dropped, or when the server goes away;
+        // the next load then notices `is_closed` and reconnects.
+        if let Err(e) = connection.await {
+            tracing::debug!(%database, error = %describe(&e), "catalog connection closed");
+        }
+    });
+    Ok(client)
 }

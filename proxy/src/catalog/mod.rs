@@ -48,7 +48,7 @@ mod snapshot;
 mod tests;
 
 pub use closure::{ReadClosure, WriteClosure};
-pub use config::CatalogConfig;
+pub use config::{CatalogConfig, CatalogTls};
 pub use connection::DbCatalog;
 pub use error::CatalogError;
 pub use names::{FuncName, RelName};

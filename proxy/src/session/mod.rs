@@ -30,7 +30,7 @@ pub use cycle::Outcome;
 use protocol::Protocol;
 pub use relay::Ending;
 use relay::Relay;
-use startup::{connect_upstream, forward_cancel, read_opening, Opening};
+use startup::{forward_cancel, read_opening, Opening};
 
 /// Serves one client connection to its end. Never panics on anything the client
 /// or the server sends; every failure ends in one log line.
@@ -147,7 +147,12 @@ where
         startup
     };
 
-    let mut server = match connect_upstream(&config.upstream, config.connect_timeout).await {
+    let connecting = crate::upstream::connect(
+        &config.upstream,
+        shared.upstream_tls.as_ref(),
+        config.connect_timeout,
+    );
+    let mut server = match connecting.await {
         Ok(server) => server,
         Err(error) => {
             warn!(%peer, %user, %database, error = %error.message, "upstream unreachable");

@@ -96,33 +96,6 @@ async fn read_packet<S: AsyncRead + Unpin>(client: &mut S) -> Result<Bytes, Star
     Ok(packet.freeze())
 }
 
-/// Opens a TCP connection to the upstream server.
-pub async fn connect_upstream(
-    upstream: &Upstream,
-    timeout: Duration,
-) -> Result<TcpStream, ErrorResponse> {
-    let address = upstream.address();
-    let refuse = |why: String| {
-        ErrorResponse::fatal(
-            SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
-            format!("pgcache could not connect to the upstream server at {address}: {why}"),
-        )
-        .with_hint("Check that the server is running and that --upstream names it.")
-    };
-    let stream = tokio::time::timeout(
-        timeout,
-        TcpStream::connect((upstream.host.as_str(), upstream.port)),
-    )
-    .await
-    .map_err(|_| refuse(format!("timed out after {timeout:?}")))?
-    .map_err(|e| refuse(e.to_string()))?;
-    // Small request/response messages: never wait to coalesce them.
-    stream
-        .set_nodelay(true)
-        .map_err(|e| refuse(e.to_string()))?;
-    Ok(stream)
-}
-
 /// Relays a CancelRequest to the upstream server. The server answers nothing and
 /// closes; the proxy waits for that close (briefly) so the cancel is delivered
 /// before the client's own connection is dropped.
@@ -131,9 +104,11 @@ pub async fn forward_cancel(
     raw: Bytes,
     timeout: Duration,
 ) -> std::io::Result<()> {
-    let mut server = connect_upstream(upstream, timeout)
+    // Cancel requests need no TLS: they carry no secret but the key data.
+    let connect = TcpStream::connect((upstream.host.as_str(), upstream.port));
+    let mut server = tokio::time::timeout(timeout, connect)
         .await
-        .map_err(|e| std::io::Error::other(e.message))?;
+        .map_err(|_| std::io::Error::other("timed out"))??;
     server.write_all(&raw).await?;
     let mut sink = [0u8; 64];
     let _ = tokio::time::timeout(timeout, server.read(&mut sink)).await;

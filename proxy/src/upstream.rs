@@ -1,0 +1,254 @@
+//! The connection to the upstream server: TCP, and TLS when `--upstream` asks
+//! for it with `sslmode` (`prefer`, the default, tries TLS and falls back;
+//! `require` encrypts without checking the certificate, like libpq without a
+//! root certificate; `verify-full` checks it against `sslrootcert` and the host
+//! name).
+
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature};
+use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_rustls::TlsConnector;
+
+use crate::config::Upstream;
+use crate::wire::{ErrorResponse, SqlState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyFull,
+}
+
+impl std::str::FromStr for SslMode {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<SslMode> {
+        Ok(match s {
+            "disable" => SslMode::Disable,
+            "prefer" | "allow" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-full" => SslMode::VerifyFull,
+            "verify-ca" => {
+                bail!("sslmode=verify-ca is not supported for the upstream; use verify-full")
+            }
+            other => bail!("unknown sslmode {other:?} in the upstream URL"),
+        })
+    }
+}
+
+/// TLS toward the upstream, from the URL's `sslmode` and `sslrootcert`.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    pub mode: SslMode,
+    pub root_cert: Option<PathBuf>,
+}
+
+impl Default for UpstreamTls {
+    fn default() -> Self {
+        UpstreamTls {
+            mode: SslMode::Prefer,
+            root_cert: None,
+        }
+    }
+}
+
+impl UpstreamTls {
+    /// The rustls client configuration, or `None` for `sslmode=disable`.
+    pub fn client_config(&self) -> anyhow::Result<Option<Arc<ClientConfig>>> {
+        let provider = Arc::new(ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?;
+        let config = match self.mode {
+            SslMode::Disable => return Ok(None),
+            SslMode::Prefer | SslMode::Require => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+                .with_no_client_auth(),
+            SslMode::VerifyFull => {
+                let Some(path) = &self.root_cert else {
+                    bail!("sslmode=verify-full needs sslrootcert=FILE in the upstream URL");
+                };
+                let mut roots = RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(path)
+                    .with_context(|| format!("cannot read sslrootcert {}", path.display()))?
+                {
+                    roots
+                        .add(cert.with_context(|| format!("invalid PEM in {}", path.display()))?)
+                        .context("invalid root certificate")?;
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+        };
+        Ok(Some(Arc::new(config)))
+    }
+}
+
+/// `sslmode=prefer/require`: encrypt, but accept any certificate (libpq's
+/// behaviour without a root certificate). Signatures are still checked.
+#[derive(Debug)]
+struct EncryptOnly(Arc<tokio_rustls::rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, tokio_rustls::rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A connection to the upstream, plain or encrypted.
+pub enum UpstreamStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// Connects to the upstream, negotiating TLS as `tls` says.
+pub async fn connect(
+    upstream: &Upstream,
+    tls: Option<&Arc<ClientConfig>>,
+    timeout: Duration,
+) -> Result<UpstreamStream, ErrorResponse> {
+    let address = upstream.address();
+    let refuse = |why: String| {
+        ErrorResponse::fatal(
+            SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+            format!("pgcache could not connect to the upstream server at {address}: {why}"),
+        )
+        .with_hint("Check that the server is running and that --upstream names it.")
+    };
+    let connect = async {
+        let mut tcp = TcpStream::connect((upstream.host.as_str(), upstream.port))
+            .await
+            .map_err(|e| refuse(e.to_string()))?;
+        // Small request/response messages: never wait to coalesce them.
+        tcp.set_nodelay(true).map_err(|e| refuse(e.to_string()))?;
+        let Some(config) = tls else {
+            return Ok(UpstreamStream::Plain(tcp));
+        };
+        tcp.write_all(&SSL_REQUEST)
+            .await
+            .map_err(|e| refuse(e.to_string()))?;
+        match tcp.read_u8().await.map_err(|e| refuse(e.to_string()))? {
+            b'S' => {
+                let name = ServerName::try_from(upstream.host.clone())
+                    .map_err(|e| refuse(format!("invalid host name for TLS: {e}")))?;
+                let stream = TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| refuse(format!("TLS handshake failed: {e}")))?;
+                Ok(UpstreamStream::Tls(Box::new(stream)))
+            }
+            b'N' if upstream.tls.mode == SslMode::Prefer => Ok(UpstreamStream::Plain(tcp)),
+            b'N' => Err(refuse(format!(
+                "the server does not support TLS, but the upstream URL says sslmode={}",
+                if upstream.tls.mode == SslMode::Require {
+                    "require"
+                } else {
+                    "verify-full"
+                }
+            ))),
+            other => Err(refuse(format!(
+                "unexpected answer {:?} to the TLS request",
+                other as char
+            ))),
+        }
+    };
+    tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| refuse(format!("timed out after {timeout:?}")))?
+}
+
+impl AsyncRead for UpstreamStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            UpstreamStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpstreamStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            UpstreamStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            UpstreamStream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            UpstreamStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
