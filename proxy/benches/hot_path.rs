@@ -86,7 +86,9 @@ fn response_payload() -> Bytes {
     let mut rd = Vec::new();
     rd.extend_from_slice(&1u16.to_be_bytes());
     cstr(&mut rd, "abalance");
-    rd.extend_from_slice(&[0, 0, 0x40, 0x12, 0, 3, 0, 0, 0, 23, 0, 4, 0xff, 0xff, 0xff, 0xff, 0, 0]);
+    rd.extend_from_slice(&[
+        0, 0, 0x40, 0x12, 0, 3, 0, 0, 0, 23, 0, 4, 0xff, 0xff, 0xff, 0xff, 0, 0,
+    ]);
     message(&mut out, b'T', &rd);
     message(&mut out, b'D', &[0, 1, 0, 0, 0, 1, b'0']);
     message(&mut out, b'C', b"SELECT 1\0");
@@ -141,7 +143,10 @@ fn framing(c: &mut Criterion) {
 
 fn normalize_and_hash(c: &mut Criterion) {
     let mut g = c.benchmark_group("normalize+hash");
-    for (name, text) in [("hot-set query", HOT_SIMPLE), ("report query", REPORT_QUERY)] {
+    for (name, text) in [
+        ("hot-set query", HOT_SIMPLE),
+        ("report query", REPORT_QUERY),
+    ] {
         g.bench_function(format!("fingerprint, {name}"), |b| {
             b.iter(|| black_box(sql::fingerprint(black_box(text))))
         });
@@ -156,18 +161,21 @@ fn normalize_and_hash(c: &mut Criterion) {
             black_box(key.finish())
         })
     });
-    g.bench_function("cache key, prepared (digest, text, types, arguments)", |b| {
-        b.iter(|| {
-            let mut key = KeyBuilder::new();
-            key.part(black_box(&digest))
-                .part(b"E")
-                .part(black_box(HOT_PREPARED).as_bytes())
-                .part(&[0, 0])
-                .part(black_box(&[0, 0, 0, 1, 0, 0, 0, 2, b'4', b'2', 0, 0][..]))
-                .u32_part(1);
-            black_box(key.finish())
-        })
-    });
+    g.bench_function(
+        "cache key, prepared (digest, text, types, arguments)",
+        |b| {
+            b.iter(|| {
+                let mut key = KeyBuilder::new();
+                key.part(black_box(&digest))
+                    .part(b"E")
+                    .part(black_box(HOT_PREPARED).as_bytes())
+                    .part(&[0, 0])
+                    .part(black_box(&[0, 0, 0, 1, 0, 0, 0, 2, b'4', b'2', 0, 0][..]))
+                    .u32_part(1);
+                black_box(key.finish())
+            })
+        },
+    );
     g.finish();
 }
 
@@ -207,7 +215,13 @@ fn store_lookup(c: &mut Criterion) {
         k.finish()
     };
     g.bench_function("get, miss", |b| {
-        b.iter(|| black_box(store.get(black_box(&absent), &gens, Instant::now()).is_hit()))
+        b.iter(|| {
+            black_box(
+                store
+                    .get(black_box(&absent), &gens, Instant::now())
+                    .is_hit(),
+            )
+        })
     });
     g.bench_function("generations snapshot (1 relation)", |b| {
         b.iter(|| black_box(gens.snapshot(black_box(&[rel]))))
