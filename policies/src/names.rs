@@ -141,7 +141,9 @@ enum Part {
 
 /// Parses `orders`, `public.orders`, `"Sales"."Orders"` or `analytics.*`.
 pub(crate) fn parse_pattern(s: &str) -> Result<TablePattern, NameError> {
-    let trimmed = s.trim();
+    // Only ASCII whitespace separates tokens, as in PostgreSQL's lexer: other
+    // characters (even Unicode spaces such as U+0085) belong to identifiers.
+    let trimmed = s.trim_matches(|c: char| c.is_ascii_whitespace());
     if trimmed.is_empty() {
         return Err(NameError::Empty);
     }
@@ -245,7 +247,9 @@ fn split_parts(s: &str, original: &str) -> Result<Vec<Part>, NameError> {
 /// (`'public."audit-log"'`) so it can be pasted as a key or array element.
 fn bad_unquoted(original: &str, part: String) -> NameError {
     let quoted = format!("\"{}\"", part.replace('"', "\"\""));
-    let fixed = original.trim().replacen(&part, &quoted, 1);
+    let fixed = original
+        .trim_matches(|c: char| c.is_ascii_whitespace())
+        .replacen(&part, &quoted, 1);
     let suggestion = if fixed.contains('\'') || fixed.chars().any(char::is_control) {
         quoted
     } else {
@@ -290,6 +294,14 @@ mod tests {
         );
         assert_eq!(QualifiedName::parse("a_b$1.x9"), Ok(q("a_b$1", "x9")));
         assert_eq!(QualifiedName::parse("été.Ünï"), Ok(q("été", "Ünï")));
+    }
+
+    #[test]
+    fn unicode_spaces_are_identifier_characters() {
+        // Found by the property test: U+0085 is Unicode whitespace, but not to
+        // PostgreSQL; a name made of it must survive Display and parse.
+        let q = QualifiedName::new(" ", "\u{85}");
+        assert_eq!(q.to_string().parse::<QualifiedName>(), Ok(q));
     }
 
     #[test]
