@@ -309,8 +309,24 @@ async fn cancel_request_cancels_the_running_query() {
     let proxy = proxy(cluster).await;
     let client = connect(cluster, proxy.addr, "postgres").await;
     let token = client.cancel_token();
+    let watcher = connect(cluster, cluster.addr(), "postgres").await;
     let canceller = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Cancel only once the query runs: a cancel that arrives before it is
+        // a no-op, as against the server.
+        for _ in 0..200 {
+            let running: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30)'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if running > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         // Sent to the proxy's address, like the client's own connection.
         token.cancel_query(NoTls).await.unwrap();
     });
