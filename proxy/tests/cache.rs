@@ -346,7 +346,7 @@ async fn policy_rules_ttls_sizes_and_hot_reload() {
     let policy = dir.join("policy.toml");
     std::fs::write(
         &policy,
-        "[defaults]\nttl = \"60s\"\nmax_entry_size = \"4KiB\"\n\n[tables.\"public.nocache\"]\ncache = false\n\n[tables.short]\nttl = \"1s\"\n",
+        "[defaults]\nttl = \"60s\"\nmax_entry_size = \"4KiB\"\n\n[tables.\"public.nocache\"]\ncache = false\n\n[tables.short]\nttl = \"3s\"\n",
     )
     .unwrap();
     let path = policy.clone();
@@ -382,11 +382,11 @@ async fn policy_rules_ttls_sizes_and_hot_reload() {
             .starts_with('y'),
         "larger than max_entry_size"
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     assert_eq!(
         value(&c, "SELECT v FROM short").await,
         "2",
-        "ttl = 1s expired"
+        "ttl = 3s expired"
     );
 
     // A broken edit is refused; the old policy keeps serving.

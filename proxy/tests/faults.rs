@@ -154,9 +154,18 @@ async fn sigterm_lets_open_transactions_finish_and_closes_idle_sessions() {
         .await
         .unwrap();
     signal(&child, "-TERM");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // The idle session was told and closed.
-    let err = idle.simple_query("SELECT 1").await.unwrap_err();
+    // The idle session is told and closed (polling: the machine may be busy).
+    let mut closed = None;
+    for _ in 0..100 {
+        match idle.simple_query("SELECT 1").await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(err) => {
+                closed = Some(err);
+                break;
+            }
+        }
+    }
+    let err = closed.expect("the idle session was closed");
     assert!(
         err.code() == Some(&tokio_postgres::error::SqlState::ADMIN_SHUTDOWN) || err.is_closed(),
         "{err}"
@@ -200,5 +209,5 @@ async fn sigint_stops_at_once() {
         .await
         .unwrap();
     assert!(status.success(), "{status:?}");
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
