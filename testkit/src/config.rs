@@ -26,6 +26,7 @@ pub enum Auth {
 /// let opts = ClusterOptions {
 ///     auth: Auth::Scram,
 ///     settings: vec![("log_statement".into(), "all".into())],
+///     ..ClusterOptions::default()
 /// };
 /// # let _ = opts;
 /// ```
