@@ -185,6 +185,7 @@ impl Proxy {
             }
             Err(_) => {
                 shared.stats.refused_connections.inc();
+                shared.stats.limit_hit("max_client_connections");
                 warn!(%peer, limit = shared.config.max_client_connections, "too many clients; connection refused");
                 tokio::spawn(async move {
                     let mut stream = stream;

@@ -83,6 +83,7 @@ async fn silent_and_half_sent_startups_time_out() {
         .await;
     assert!(silent.closed_within(Duration::from_secs(5)).await);
     assert!(half.closed_within(Duration::from_secs(5)).await);
+    assert_eq!(proxy.shared.stats.limit_hits("startup_timeout"), 2);
     still_serves(cluster, proxy.addr).await;
     proxy.shutdown().await.unwrap();
 }
@@ -143,6 +144,13 @@ async fn malformed_messages_after_login_close_only_that_connection() {
     assert_eq!(tag, b'E');
     assert_eq!(error_fields(&body).0, "08P01");
     assert!(raw.closed_within(Duration::from_secs(5)).await);
+    for _ in 0..50 {
+        if small.shared.stats.limit_hits("max_message_size") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(small.shared.stats.limit_hits("max_message_size"), 1);
 
     // Garbage the server itself rejects: an unknown message type is forwarded
     // and the server's own error comes back.
@@ -206,6 +214,7 @@ async fn too_many_clients_are_refused_with_53300() {
         err.code(),
         Some(&tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS)
     );
+    assert_eq!(proxy.shared.stats.limit_hits("max_client_connections"), 1);
     drop(a);
     // The slot frees once the first client's session has ended.
     let mut ok = false;
@@ -237,6 +246,7 @@ async fn addresses_outside_the_allow_list_are_refused() {
     let db = err.as_db_error().expect("a server-style error");
     assert_eq!(db.code().code(), "28000");
     assert!(db.message().contains("127.0.0.1"), "{}", db.message());
+    assert_eq!(proxy.shared.stats.limit_hits("allow_list"), 1);
     let open = proxy_with(cluster, |c| {
         c.allow = vec![
             "10.0.0.0/8".parse().unwrap(),
@@ -267,5 +277,6 @@ async fn idle_clients_are_closed_but_open_transactions_are_not() {
         "{err}"
     );
     in_tx.batch_execute("SELECT 1; COMMIT").await.unwrap();
+    assert!(proxy.shared.stats.limit_hits("idle_timeout") >= 1);
     proxy.shutdown().await.unwrap();
 }

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub upstream_connections: Gauge,
     pub upstream_errors: IntCounter,
     pub refused_connections: IntCounter,
+    /// Connections ended by a limit, by limit.
+    limits: IntCounterVec,
     queries: IntCounterVec,
     bypasses: IntCounterVec,
     durations: HistogramVec,
@@ -145,7 +147,13 @@ impl Metrics {
             "table",
         );
         invalidations.with_label_values(&["(all)"]);
+        let limits = counter_vec(
+            "pgcache_limit_refusals_total",
+            "Connections refused or ended by a limit (max_client_connections, startup_timeout, idle_timeout, max_message_size, allow_list, tls_required).",
+            "limit",
+        );
         Metrics {
+            limits,
             invalidations,
             by_fingerprint: QueryStats::default(),
             cache_bytes: gauge("pgcache_cache_bytes", "Bytes held by the cache, keys and overhead included.").0,
@@ -179,6 +187,15 @@ impl Metrics {
             durations,
             registry,
         }
+    }
+
+    /// A connection was refused or ended by `limit` (a fixed label).
+    pub fn limit_hit(&self, limit: &'static str) {
+        self.limits.with_label_values(&[limit]).inc();
+    }
+
+    pub fn limit_hits(&self, limit: &str) -> u64 {
+        self.limits.with_label_values(&[limit]).get()
     }
 
     pub fn record_hit(&self, started: Instant, fingerprint: Option<(u64, &Arc<str>)>) {

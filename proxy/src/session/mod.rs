@@ -61,6 +61,7 @@ pub async fn serve(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         Some(Opening::Startup(startup)) => {
             if config.tls_mode == TlsMode::Required {
                 warn!(%peer, "refused: TLS is required");
+                shared.stats.limit_hit("tls_required");
                 let error = ErrorResponse::fatal(
                     SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
                     "pgcache requires an encrypted connection (TLS)",
@@ -98,6 +99,9 @@ where
         Ok(opening) => Some(opening),
         Err(failure) => {
             warn!(%peer, error = %failure, "connection refused during startup");
+            if matches!(failure, startup::StartupFailure::Timeout(_)) {
+                shared.stats.limit_hit("startup_timeout");
+            }
             if let Some(error) = failure.to_error_response() {
                 let _ = write_and_close(client, &error).await;
             }
@@ -114,6 +118,7 @@ where
     let config = &shared.config;
     if !crate::access::allowed(&config.allow, peer.ip()) {
         warn!(%peer, "refused: address not in --allow");
+        shared.stats.limit_hit("allow_list");
         let error = ErrorResponse::fatal(
             SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
             format!("pgcache does not accept connections from {}", peer.ip()),
@@ -194,6 +199,13 @@ where
         shared.engine.upstream_lost();
     }
     let pid = relay.protocol.backend_pid.unwrap_or(0);
+    match &ending {
+        Ending::IdleTimeout => shared.stats.limit_hit("idle_timeout"),
+        Ending::ClientProtocolError(crate::wire::FrameError::TooLarge { .. }) => {
+            shared.stats.limit_hit("max_message_size")
+        }
+        _ => {}
+    }
     match ending {
         Ending::ClientClosed
         | Ending::ClientTerminated
