@@ -6,3 +6,4 @@ bash scripts/system-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+bash scripts/fuzz-smoke.sh

@@ -98,18 +98,31 @@ impl Context {
             default_read_committed: true,
             digest: None,
         };
+        if !startup.is_utf8() {
+            // `params` reads such names and values as "": two sessions that
+            // differ only there would share a key.
+            ctx.poison("startup_not_utf8");
+        }
+        // As the server reads the packet: the last `options` only, then the
+        // other settings in order, overriding it (and each other).
+        if let Some(options) = startup.param("options") {
+            match parse_options(options) {
+                Some(pairs) => {
+                    for (n, v) in pairs {
+                        ctx.startup_setting(&n, &v);
+                    }
+                }
+                None => ctx.poison("startup_options"),
+            }
+        }
         for (name, value) in startup.params() {
             match name {
-                "user" | "database" | "application_name" | "fallback_application_name" => {}
+                "user"
+                | "database"
+                | "options"
+                | "application_name"
+                | "fallback_application_name" => {}
                 "replication" => ctx.poison("replication"),
-                "options" => match parse_options(value) {
-                    Some(pairs) => {
-                        for (n, v) in pairs {
-                            ctx.startup_setting(&n, &v);
-                        }
-                    }
-                    None => ctx.poison("startup_options"),
-                },
                 _ if name.starts_with("_pq_.") => ctx.poison("protocol_extension"),
                 _ => ctx.startup_setting(name, value),
             }
@@ -341,6 +354,61 @@ mod tests {
             Some(vec![("search_path".into(), "my schema".into())])
         );
         assert_eq!(parse_options("-X"), None);
+    }
+
+    fn startup(params: &[(&[u8], &[u8])]) -> Startup {
+        let mut body = (3u32 << 16).to_be_bytes().to_vec();
+        for (n, v) in params {
+            for part in [n, v] {
+                body.extend_from_slice(part);
+                body.push(0);
+            }
+        }
+        body.push(0);
+        let mut raw = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        raw.extend_from_slice(&body);
+        match crate::wire::StartupPacket::parse(raw.into()) {
+            Ok(crate::wire::StartupPacket::Startup(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The context reads a startup packet as PostgreSQL does (checked against
+    /// a real server): the last `user`, `database` and `options` count, and
+    /// settings sent as parameters override `options`, whatever the order.
+    #[test]
+    fn startup_params_read_as_the_server_reads_them() {
+        let mut ctx = Context::from_startup(&startup(&[
+            (b"user", b"alice"),
+            (b"search_path", b"bbb"),
+            (b"user", b"bob"),
+            (b"database", b"a"),
+            (b"database", b"shop"),
+            (b"options", b"-c search_path=aaa -c datestyle=German"),
+            (b"options", b"-c timezone=UTC -c search_path=ccc"),
+        ]));
+        assert_eq!((ctx.user.as_str(), ctx.database.as_str()), ("bob", "shop"));
+        assert_eq!(ctx.search_path(), Some(vec!["bbb".to_string()]));
+        assert_eq!(ctx.poisoned(), None);
+        let mut plain = Context::from_startup(&startup(&[
+            (b"user", b"bob"),
+            (b"database", b"shop"),
+            (b"timezone", b"UTC"),
+            (b"search_path", b"bbb"),
+        ]));
+        assert_eq!(ctx.digest(), plain.digest());
+    }
+
+    /// Names or values that are not UTF-8 all read as "", so such a session
+    /// gets no cache: `jos\xe9` and `jos\xe8` must not share entries.
+    #[test]
+    fn non_utf8_startup_is_not_cached() {
+        let ctx = Context::from_startup(&startup(&[(b"user", b"jos\xe9"), (b"database", b"d")]));
+        assert_eq!(ctx.poisoned(), Some("startup_not_utf8"));
+        let ctx = Context::from_startup(&startup(&[(b"user", b"u"), (b"\xff", b"v")]));
+        assert_eq!(ctx.poisoned(), Some("startup_not_utf8"));
+        let ctx = Context::from_startup(&startup(&[(b"user", b"u"), (b"search_path", b"x")]));
+        assert_eq!(ctx.poisoned(), None);
     }
 
     #[test]

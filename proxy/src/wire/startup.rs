@@ -34,37 +34,62 @@ pub struct Startup {
 }
 
 impl Startup {
-    /// The startup parameters (`user`, `database`, `options`, GUCs, `_pq_.*`).
-    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+    /// The startup parameters as sent, byte for byte, in order, up to the
+    /// empty name that ends the list. A name may repeat.
+    pub fn raw_params(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         let mut fields = self.raw[8..].split(|&b| b == 0);
         std::iter::from_fn(move || {
             let name = fields.next().filter(|n| !n.is_empty())?;
             let value = fields.next()?;
-            Some((
-                std::str::from_utf8(name).unwrap_or(""),
-                std::str::from_utf8(value).unwrap_or(""),
-            ))
+            Some((name, value))
         })
     }
 
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params().find(|(n, _)| *n == name).map(|(_, v)| v)
+    /// The startup parameters (`user`, `database`, `options`, GUCs, `_pq_.*`),
+    /// in order. A name or value that is not UTF-8 reads as "": such a
+    /// packet is shown faithfully only by [`Startup::raw_params`] (see
+    /// [`Startup::is_utf8`]).
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.raw_params().map(|(name, value)| {
+            (
+                std::str::from_utf8(name).unwrap_or(""),
+                std::str::from_utf8(value).unwrap_or(""),
+            )
+        })
     }
 
-    /// The same packet with parameter `name` set to `value`.
+    /// Whether every parameter name and value is UTF-8, i.e. whether
+    /// [`Startup::params`] shows the packet as the server reads it.
+    pub fn is_utf8(&self) -> bool {
+        self.raw_params()
+            .all(|(n, v)| std::str::from_utf8(n).is_ok() && std::str::from_utf8(v).is_ok())
+    }
+
+    /// The value of parameter `name`. When it is sent more than once, the
+    /// last one: the server takes the last `user`, `database`, `options` and
+    /// setting it reads.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params()
+            .filter(|(n, _)| *n == name)
+            .last()
+            .map(|(_, v)| v)
+    }
+
+    /// The same packet with every parameter `name` set to `value` (appended
+    /// if absent); every other parameter is kept byte for byte.
     pub fn with_param(&self, name: &str, value: &str) -> Startup {
         let mut body = Vec::with_capacity(self.raw.len() + value.len());
         body.extend_from_slice(&self.raw[4..8]);
         let mut found = false;
-        for (n, v) in self.params() {
-            let v = if n == name {
+        for (n, v) in self.raw_params() {
+            let v = if n == name.as_bytes() {
                 found = true;
-                value
+                value.as_bytes()
             } else {
                 v
             };
             for part in [n, v] {
-                body.extend_from_slice(part.as_bytes());
+                body.extend_from_slice(part);
                 body.push(0);
             }
         }
@@ -192,5 +217,53 @@ mod tests {
             StartupPacket::parse(t.raw.clone()),
             Ok(StartupPacket::Startup(t))
         );
+    }
+
+    fn startup(body: &[u8]) -> Startup {
+        match StartupPacket::parse(packet(3 << 16, body)) {
+            Ok(StartupPacket::Startup(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Found by the `startup` fuzz target: PostgreSQL takes the last `user`
+    /// and `database` of a packet, so must the proxy (its cache key is
+    /// built from them: reading the first let a client logged in as `bob`
+    /// share `alice`'s cache entries).
+    #[test]
+    fn repeated_params_read_as_the_server_reads_them() {
+        let s = startup(b"user\0alice\0user\0bob\0database\0a\0database\0shop\0\0");
+        assert_eq!(s.param("user"), Some("bob"));
+        assert_eq!(s.param("database"), Some("shop"));
+        let t = s.with_param("database", "postgres");
+        assert_eq!(
+            t.params().collect::<Vec<_>>(),
+            [
+                ("user", "alice"),
+                ("user", "bob"),
+                ("database", "postgres"),
+                ("database", "postgres")
+            ]
+        );
+    }
+
+    /// Found by the `startup` fuzz target: a parameter that is not UTF-8 read
+    /// as "", so `with_param` wrote an empty name (the end of the list, for
+    /// the server) or blanked the value.
+    #[test]
+    fn with_param_keeps_non_utf8_params_byte_for_byte() {
+        let s = startup(b"user\0jos\xe9\0\x9c\0v\0options\0\xff\0\0");
+        assert!(!s.is_utf8());
+        assert_eq!(s.param("user"), Some(""));
+        let t = s.with_param("database", "postgres");
+        assert_eq!(
+            &t.raw[8..],
+            &b"user\0jos\xe9\0\x9c\0v\0options\0\xff\0database\0postgres\0\0"[..]
+        );
+        assert_eq!(
+            StartupPacket::parse(t.raw.clone()),
+            Ok(StartupPacket::Startup(t))
+        );
+        assert!(startup(b"user\0alice\0\0").is_utf8());
     }
 }
