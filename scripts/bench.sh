@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The benchmark: a throwaway PostgreSQL, pgcache, pgpool-II with its query
+# cache and a canned-row "ceiling" server, measured with pgbench side by side.
+# Writes a Markdown report (and runs.csv) to <target>/release/bench/ and prints it.
+# Knobs (environment): BENCH_ROUNDS, BENCH_SECONDS, BENCH_SECONDS_1C, BENCH_CLIENTS,
+# BENCH_THREADS, BENCH_SCALE, BENCH_WORKLOADS, BENCH_OUT, BENCH_PERF=1; see
+# proxy/examples/bench.rs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/system-deps.sh
+
+if ! command -v pgpool >/dev/null 2>&1 && [ ! -x /usr/sbin/pgpool ]; then
+  echo "installing pgpool2" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: pgpool2 missing; run as root or: sudo apt-get install -y pgpool2" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # The package's service is not wanted: the harness starts its own pgpool.
+  apt-get install -y -q --no-install-recommends pgpool2
+fi
+
+cargo build --release -p pgcache --bins --example bench
+target_dir="${CARGO_TARGET_DIR:-target}"
+exec "$target_dir/release/examples/bench" "$@"
