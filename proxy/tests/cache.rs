@@ -198,25 +198,8 @@ async fn search_path_and_users_never_cross() {
         assert_eq!(value(&sb, "SELECT v FROM t").await, "from b");
     }
 
-    let login = |user: &'static str, pw: &'static str| {
-        let db = db.clone();
-        let addr = proxy.addr;
-        async move {
-            let (client, conn) = tokio_postgres::Config::new()
-                .host("127.0.0.1")
-                .port(addr.port())
-                .user(user)
-                .password(pw)
-                .dbname(&db)
-                .connect(tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            client
-        }
-    };
-    let reader = login("reader", "reader-pw").await;
-    let outsider = login("outsider", "outsider-pw").await;
+    let reader = common::connect_as(proxy.addr, "reader", "reader-pw", &db).await;
+    let outsider = common::connect_as(proxy.addr, "outsider", "outsider-pw", &db).await;
     let q = "SELECT v FROM secret";
     assert_eq!(value(&reader, q).await, "classified");
     assert_eq!(value(&reader, q).await, "classified");
@@ -704,25 +687,8 @@ async fn row_level_security_tables_are_not_shared() {
          GRANT SELECT ON docs TO rls_alice, rls_bob;",
     );
     let proxy = proxy(cluster).await;
-    let login = |user: &'static str| {
-        let db = db.clone();
-        let addr = proxy.addr;
-        async move {
-            let (client, conn) = tokio_postgres::Config::new()
-                .host("127.0.0.1")
-                .port(addr.port())
-                .user(user)
-                .password("pw")
-                .dbname(&db)
-                .connect(tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            client
-        }
-    };
-    let alice = login("rls_alice").await;
-    let bob = login("rls_bob").await;
+    let alice = common::connect_as(proxy.addr, "rls_alice", "pw", &db).await;
+    let bob = common::connect_as(proxy.addr, "rls_bob", "pw", &db).await;
     let q = "SELECT string_agg(body, ',' ORDER BY body) FROM docs";
     for _ in 0..3 {
         assert_eq!(value(&alice, q).await, "a1,a2");

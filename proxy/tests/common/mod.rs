@@ -59,6 +59,24 @@ pub async fn connect(cluster: &Cluster, addr: SocketAddr, db: &str) -> Client {
     client
 }
 
+/// A tokio-postgres client connected to `addr` as `user` with `password`.
+pub async fn connect_as(addr: SocketAddr, user: &str, password: &str, db: &str) -> Client {
+    let (client, connection) = Config::new()
+        .host(addr.ip().to_string())
+        .port(addr.port())
+        .user(user)
+        .password(password)
+        .dbname(db)
+        .connect_timeout(Duration::from_secs(10))
+        .connect(NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {addr} as {user}: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
 /// A fresh database for one test, so tests sharing a cluster don't collide.
 pub fn fresh_db(cluster: &Cluster, name: &str) -> String {
     cluster
