@@ -5,8 +5,9 @@
 //! One run, on this machine: a throwaway PostgreSQL (testkit), `pgbench -i` at
 //! scale 10, the release `pgcache` binary twice (cache on; and `[cache] enabled
 //! = false` for the miss path), pgpool-II with `memory_cache_enabled = on`,
-//! `memqcache_method = 'shmem'`, and the ceiling (this program re-executed
-//! with `--ceiling-server`). Then pgbench (the standard client) against each
+//! `memqcache_method = 'shmem'`, the ceiling (this program re-executed with
+//! `--ceiling-server`) and a bare TCP relay to the server (`--forwarder`,
+//! the cost of one hop that does nothing). Then pgbench (the standard client) against each
 //! target in turn, target order rotated every round, several rounds; medians
 //! and ratios go to a Markdown report.
 //!
@@ -21,8 +22,12 @@
 //! `BENCH_THREADS` (2), `BENCH_SCALE` (10), `BENCH_WORKLOADS` (all),
 //! `BENCH_OUT` (report directory, default `<target>/release/bench`),
 //! `BENCH_PGCACHE` (the binary, default the `pgcache` next to this example's
-//! directory), `BENCH_PERF` (set to 1: record a `perf` profile of pgcache
-//! during one extra hot-set run at the end, if `perf` is installed).
+//! directory), `BENCH_PERF` (set to 1: `perf record` pgcache during extra
+//! hot-set runs at the end, if `perf` is installed).
+//!
+//! Workload ids: hot-simple, hot-prepared, hot-simple-1c, hot-prepared-1c,
+//! select-only, tpcb, zipf. The report (`report.md`) and every run
+//! (`runs.csv`) are written to `BENCH_OUT` and the report is printed.
 //!
 //! Numbers are ratios within one run on one machine where the client, the
 //! proxy and the server share the cores. Nothing here asserts a timing.
