@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use policies::{Policy, PolicyErrors};
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
@@ -28,11 +29,11 @@ pub fn spawn(shared: Arc<Shared>) -> JoinHandle<()> {
                     let now = modified(&shared);
                     if now != seen {
                         seen = now;
-                        reload_policy(&shared, "file changed");
+                        let _ = reload_policy(&shared, "file changed");
                     }
                 }
                 _ = async { match hangup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
-                    reload_policy(&shared, "SIGHUP");
+                    let _ = reload_policy(&shared, "SIGHUP");
                 }
                 _ = sweep_tick.tick() => {
                     let engine = &shared.engine;
@@ -50,26 +51,26 @@ fn modified(shared: &Shared) -> Option<(SystemTime, u64)> {
 }
 
 /// Reloads the policy file. A valid file applies to the next query; an invalid
-/// one is refused and the old policy keeps serving.
-pub fn reload_policy(shared: &Shared, why: &str) -> bool {
+/// one is refused (its errors returned) and the old policy keeps serving.
+pub fn reload_policy(shared: &Shared, why: &str) -> Result<Arc<Policy>, PolicyErrors> {
     let engine = &shared.engine;
     let before = engine.policy.load();
     match engine.policy.reload() {
         Ok(policy) => {
-            shared.stats.record_policy_reload(true, &policy);
+            shared.stats.record_policy_reload(true);
             if policy.hash_hex() != before.hash_hex() {
                 engine.apply_policy(&policy);
                 info!(why, hash = policy.hash_hex(), "policy reloaded");
             }
-            true
+            Ok(policy)
         }
         Err(errors) => {
-            shared.stats.record_policy_reload(false, &before);
+            shared.stats.record_policy_reload(false);
             error!(
                 why,
                 "policy reload refused, the previous policy stays in force:\n{errors}"
             );
-            false
+            Err(errors)
         }
     }
 }

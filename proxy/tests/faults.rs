@@ -86,9 +86,9 @@ async fn deleted_or_truncated_policy_keeps_the_old_one() {
     let proxy = proxy_with(cluster, move |c| c.policy = Some(path)).await;
     let engine = &proxy.shared.engine;
     std::fs::write(&policy, "[defaults]\nttl = \"4").unwrap();
-    assert!(!pgcache::maintenance::reload_policy(&proxy.shared, "test"));
+    assert!(pgcache::maintenance::reload_policy(&proxy.shared, "test").is_err());
     std::fs::remove_file(&policy).unwrap();
-    assert!(!pgcache::maintenance::reload_policy(&proxy.shared, "test"));
+    assert!(pgcache::maintenance::reload_policy(&proxy.shared, "test").is_err());
     assert_eq!(engine.policy.load().default_ttl(), Duration::from_secs(42));
     assert!(proxy.shared.stats.policy_reloads("error") >= 2);
     let _ = std::fs::remove_dir_all(&dir);

@@ -76,23 +76,15 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
             Err(reply) => reply,
         },
         (Method::POST, "/api/reload") => {
-            if crate::maintenance::reload_policy(shared, "admin API") {
-                let policy = shared.engine.policy.load();
-                json_reply(
+            match crate::maintenance::reload_policy(shared, "admin API") {
+                Ok(policy) => json_reply(
                     StatusCode::OK,
                     json!({"status": "ok", "policy_hash": policy.hash_hex()}),
-                )
-            } else {
-                let errors = shared
-                    .engine
-                    .policy
-                    .last_error()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
-                json_reply(
+                ),
+                Err(errors) => json_reply(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({"status": "error", "errors": errors}),
-                )
+                    json!({"status": "error", "errors": errors.to_string()}),
+                ),
             }
         }
         _ => json_reply(StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})),

@@ -37,23 +37,16 @@ pub fn answer(shared: &Shared, sql: &str, out: &mut BytesMut) {
             Ok(_) => write_command_complete(out, "INVALIDATE"),
             Err(e) => error(out, SqlState("42P01"), &e),
         },
-        ["RELOAD"] => {
-            if crate::maintenance::reload_policy(shared, "admin console") {
-                write_command_complete(out, "RELOAD");
-            } else {
-                let errors = shared
-                    .engine
-                    .policy
-                    .last_error()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
-                error(
-                    out,
-                    SqlState("F0000"),
-                    &format!("the policy file was refused; the previous policy stays in force:\n{errors}"),
-                );
-            }
-        }
+        ["RELOAD"] => match crate::maintenance::reload_policy(shared, "admin console") {
+            Ok(_) => write_command_complete(out, "RELOAD"),
+            Err(errors) => error(
+                out,
+                SqlState("F0000"),
+                &format!(
+                    "the policy file was refused; the previous policy stays in force:\n{errors}"
+                ),
+            ),
+        },
         _ => error(
             out,
             SqlState("42601"),

@@ -263,7 +263,7 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 
-    pub fn record_policy_reload(&self, ok: bool, _policy: &policies::Policy) {
+    pub fn record_policy_reload(&self, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
         self.policy_reloads.with_label_values(&[outcome]).inc();
         if ok {
