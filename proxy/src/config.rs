@@ -117,6 +117,10 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// Client connections beyond this are refused with SQLSTATE 53300.
     pub max_client_connections: usize,
+    /// Session connections to the upstream held at once; a client beyond
+    /// this waits up to `connect_timeout` for one to close, then gets 53300.
+    /// `None`: one per client (so at most `max_client_connections`).
+    pub max_upstream_connections: Option<usize>,
     /// Largest single message accepted from a client.
     pub max_message_size: usize,
     /// Client networks allowed to connect; empty allows every address.
@@ -144,6 +148,7 @@ impl ProxyConfig {
             startup_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_client_connections: 1000,
+            max_upstream_connections: None,
             max_message_size: crate::wire::MAX_MESSAGE_LEN,
             allow: Vec::new(),
             idle_timeout: None,

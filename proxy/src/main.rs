@@ -106,6 +106,12 @@ struct RunArgs {
     /// Client connections beyond this many are refused (SQLSTATE 53300).
     #[arg(long, env = "PGCACHE_MAX_CLIENT_CONNECTIONS", default_value_t = 1000)]
     max_client_connections: usize,
+    /// Upstream session connections held at once (the catalog's one
+    /// connection per database is extra). A client beyond this waits up to
+    /// --connect-timeout for a free one, then gets SQLSTATE 53300. One per
+    /// client by default.
+    #[arg(long, env = "PGCACHE_MAX_UPSTREAM_CONNECTIONS")]
+    max_upstream_connections: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -199,6 +205,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.startup_timeout = args.startup_timeout;
     config.connect_timeout = args.connect_timeout;
     config.max_client_connections = args.max_client_connections;
+    config.max_upstream_connections = args.max_upstream_connections;
     config.allow = args.allow;
     config.idle_timeout = args.idle_timeout;
     config.tls_mode = args.tls_mode;

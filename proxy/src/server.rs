@@ -31,6 +31,8 @@ pub struct Shared {
     pub stats: Metrics,
     pub engine: Engine,
     connection_slots: Arc<Semaphore>,
+    /// Present when --max-upstream-connections is set.
+    pub upstream_slots: Option<Arc<Semaphore>>,
 }
 
 /// A bound, not yet running proxy.
@@ -82,6 +84,9 @@ impl Proxy {
             upstream_tls,
             shutdown: watch::channel(false).0,
             connection_slots: Arc::new(Semaphore::new(config.max_client_connections)),
+            upstream_slots: config
+                .max_upstream_connections
+                .map(|n| Arc::new(Semaphore::new(n))),
             stats,
             engine,
             config,

@@ -235,6 +235,56 @@ async fn too_many_clients_are_refused_with_53300() {
 }
 
 #[tokio::test]
+async fn clients_beyond_the_upstream_limit_wait_then_get_53300() {
+    let cluster = Cluster::shared();
+    let proxy = proxy_with(cluster, |c| {
+        c.max_upstream_connections = Some(1);
+        c.connect_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let login = || {
+        let mut config = common::config_for(cluster, proxy.addr, "postgres");
+        config.application_name("upstream-limit");
+        async move { config.connect(tokio_postgres::NoTls).await }
+    };
+    let (a, conn) = login().await.expect("first client");
+    tokio::spawn(conn);
+    a.query_one("SELECT 1", &[]).await.unwrap();
+
+    // A second client waits for the slot and gets it when the first leaves.
+    let waiting = tokio::spawn(login());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the second client waits in line");
+    drop(a);
+    let (b, conn) = waiting.await.unwrap().expect("second client gets the slot");
+    tokio::spawn(conn);
+
+    // A third one waits in vain; the upstream never sees more than one.
+    let third = tokio::spawn(login());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let upstream: i64 = b
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'upstream-limit'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(upstream, 1);
+    let err = third.await.unwrap().err().expect("third client refused");
+    let db = err.as_db_error().expect("a server-style error");
+    assert_eq!(db.code().code(), "53300");
+    assert!(
+        db.message().contains("upstream connections"),
+        "{}",
+        db.message()
+    );
+    assert_eq!(proxy.shared.stats.limit_hits("max_upstream_connections"), 1);
+    b.query_one("SELECT 1", &[]).await.unwrap();
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn addresses_outside_the_allow_list_are_refused() {
     let cluster = Cluster::shared();
     let proxy = proxy_with(cluster, |c| c.allow = vec!["10.0.0.0/8".parse().unwrap()]).await;

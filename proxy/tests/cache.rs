@@ -602,8 +602,9 @@ async fn no_read_is_older_than_an_acknowledged_write() {
     proxy.shutdown().await.unwrap();
 }
 
-/// A client that vanishes mid-COPY or mid-transaction leaves no lock behind,
-/// and what it wrote without committing is rolled back.
+/// A client that vanishes mid-COPY, mid-transaction or mid-result leaves no
+/// lock or busy backend behind, and what it wrote without committing is
+/// rolled back.
 #[tokio::test]
 async fn vanished_clients_release_their_locks_promptly() {
     let cluster = Cluster::shared();
@@ -650,6 +651,36 @@ async fn vanished_clients_release_their_locks_promptly() {
         "0",
         "rolled back"
     );
+
+    // Mid-result: a transaction holding a row lock starts a huge result, the
+    // client reads one row and disappears. The backend must stop and let go.
+    let mut raw = Raw::connect(proxy.addr).await;
+    raw.send(&startup_packet(
+        3,
+        0,
+        &[("user", "postgres"), ("database", &db)],
+    ))
+    .await;
+    raw.read_until(b'Z').await;
+    raw.send(&message(
+        b'Q',
+        b"BEGIN; SELECT v FROM t WHERE id = 1 FOR UPDATE\0",
+    ))
+    .await;
+    raw.read_until(b'Z').await;
+    raw.send(&message(
+        b'Q',
+        b"SELECT repeat('x', 1000) AS vanish_result FROM generate_series(1, 10000000)\0",
+    ))
+    .await;
+    raw.read_until(b'D').await;
+    drop(raw);
+    wait_until_zero(&probe, locks).await;
+    wait_until_zero(
+        &probe,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%AS vanish_result%' AND pid <> pg_backend_pid()",
+    )
+    .await;
     assert_eq!(
         value(&probe, "SELECT count(*) FROM t").await,
         "1",

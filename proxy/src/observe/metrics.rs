@@ -149,7 +149,7 @@ impl Metrics {
         invalidations.with_label_values(&["(all)"]);
         let limits = counter_vec(
             "pgcache_limit_refusals_total",
-            "Connections refused or ended by a limit (max_client_connections, startup_timeout, idle_timeout, max_message_size, allow_list, tls_required).",
+            "Connections refused or ended by a limit (max_client_connections, max_upstream_connections, startup_timeout, idle_timeout, max_message_size, allow_list, tls_required).",
             "limit",
         );
         Metrics {

@@ -152,6 +152,34 @@ where
         startup
     };
 
+    // Like a pooler's queue: wait for a free upstream slot rather than refuse
+    // at once, but never longer than a connection attempt may take.
+    let _upstream_slot = match &shared.upstream_slots {
+        None => None,
+        Some(slots) => {
+            let waiting =
+                tokio::time::timeout(config.connect_timeout, slots.clone().acquire_owned());
+            match waiting.await {
+                Ok(Ok(slot)) => Some(slot),
+                _ => {
+                    let limit = config.max_upstream_connections.unwrap_or_default();
+                    warn!(%peer, %user, %database, limit, "no upstream connection free; connection refused");
+                    shared.stats.limit_hit("max_upstream_connections");
+                    let error = ErrorResponse::fatal(
+                        SqlState::TOO_MANY_CONNECTIONS,
+                        format!(
+                            "pgcache already holds {limit} upstream connections and none became free within {:?}",
+                            config.connect_timeout
+                        ),
+                    )
+                    .with_hint("Raise --max-upstream-connections, or close idle sessions.");
+                    let _ = write_and_close(&mut client, &error).await;
+                    return;
+                }
+            }
+        }
+    };
+
     let connecting = crate::upstream::connect(
         &config.upstream,
         shared.upstream_tls.as_ref(),
