@@ -251,7 +251,9 @@ pub(super) async fn load(client: &mut Client) -> Result<Snapshot, String> {
     }
 
     tx.commit().await.map_err(|e| describe(&e))?;
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     Ok(Snapshot {
+        serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         loaded_at: started,
         load_duration: started.elapsed(),
         relations,

@@ -148,6 +148,9 @@ pub(super) struct RoleSetting {
 /// transaction). Immutable once loaded; a reload builds a new one.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// Unique per snapshot in this process: sessions memoize decisions made
+    /// with a snapshot by this number (an address could be reused).
+    pub(super) serial: u64,
     pub(super) loaded_at: Instant,
     pub(super) load_duration: Duration,
     pub(super) relations: HashMap<Oid, Relation>,
@@ -179,6 +182,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Tells this snapshot apart from every other one of this process.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
     /// When the load that built this snapshot started.
     pub fn loaded_at(&self) -> Instant {
         self.loaded_at

@@ -7,7 +7,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
 use super::queries::{QueryStats, Served};
@@ -43,6 +43,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Indexes of `Metrics::by_result`.
+const HIT: usize = 0;
+const MISS: usize = 1;
+const BYPASS: usize = 2;
+
 pub struct Metrics {
     pub registry: Registry,
     pub client_connections: Gauge,
@@ -53,7 +58,9 @@ pub struct Metrics {
     limits: IntCounterVec,
     queries: IntCounterVec,
     bypasses: IntCounterVec,
-    durations: HistogramVec,
+    /// The children of `queries` and `durations` for hit, miss and bypass,
+    /// resolved once: a label lookup hashes and locks on every request.
+    by_result: [(IntCounter, Histogram); 3],
     policy_reloads: IntCounterVec,
     policy_loaded: IntGauge,
     pub invalidations: IntCounterVec,
@@ -152,7 +159,14 @@ impl Metrics {
             "Connections refused or ended by a limit (max_client_connections, max_upstream_connections, startup_timeout, idle_timeout, max_message_size, allow_list, tls_required).",
             "limit",
         );
+        let by_result = ["hit", "miss", "bypass"].map(|result| {
+            (
+                queries.with_label_values(&[result]),
+                durations.with_label_values(&[result]),
+            )
+        });
         Metrics {
+            by_result,
             limits,
             invalidations,
             by_fingerprint: QueryStats::default(),
@@ -184,7 +198,6 @@ impl Metrics {
                 "reason",
             ),
             queries,
-            durations,
             registry,
         }
     }
@@ -200,10 +213,9 @@ impl Metrics {
 
     pub fn record_hit(&self, started: Instant, fingerprint: Option<(u64, &Arc<str>)>) {
         let took = started.elapsed();
-        self.queries.with_label_values(&["hit"]).inc();
-        self.durations
-            .with_label_values(&["hit"])
-            .observe(took.as_secs_f64());
+        let (count, duration) = &self.by_result[HIT];
+        count.inc();
+        duration.observe(took.as_secs_f64());
         if let Some((id, text)) = fingerprint {
             self.by_fingerprint.record(id, text, Served::Hit, took);
         }
@@ -218,17 +230,16 @@ impl Metrics {
     ) {
         let took = started.elapsed();
         let (result, served) = match outcome {
-            Outcome::Miss => ("miss", Served::Miss),
+            Outcome::Miss => (MISS, Served::Miss),
             Outcome::Bypass(reason) => {
                 // `reason` comes from a fixed set of labels in the code: bounded.
                 self.bypasses.with_label_values(&[reason]).inc();
-                ("bypass", Served::Bypass(reason))
+                (BYPASS, Served::Bypass(reason))
             }
         };
-        self.queries.with_label_values(&[result]).inc();
-        self.durations
-            .with_label_values(&[result])
-            .observe(took.as_secs_f64());
+        let (count, duration) = &self.by_result[result];
+        count.inc();
+        duration.observe(took.as_secs_f64());
         if let Some((id, text)) = fingerprint {
             self.by_fingerprint.record(id, text, served, took);
         }

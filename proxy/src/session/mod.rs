@@ -9,6 +9,7 @@
 
 mod context;
 mod cycle;
+mod halves;
 mod plan;
 mod protocol;
 mod relay;
@@ -113,7 +114,7 @@ where
 /// A session from its StartupMessage on.
 async fn serve_startup<C>(mut client: C, peer: SocketAddr, shared: Arc<Shared>, startup: Startup)
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + Unpin + halves::Split,
 {
     let config = &shared.config;
     if !crate::access::allowed(&config.allow, peer.ip()) {

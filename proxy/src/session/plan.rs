@@ -2,6 +2,7 @@
 //! what it may write, and whether (and how) its result may be cached.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::RelationId;
@@ -9,7 +10,7 @@ use policies::Policy;
 
 use crate::catalog::{FunctionInfo, RelKind, Relation, Snapshot, Volatility};
 use crate::engine::{Engine, TableNames, WriteSet};
-use crate::sql::{FuncName, Read, RelName, Statement, StatementKind};
+use crate::sql::{Analysis, FuncName, Read, RelName, Statement, StatementKind};
 
 /// Built-in OIDs are below this (`FirstNormalObjectId`): a function call message
 /// for one of them (large objects, mostly) writes no user table.
@@ -288,5 +289,85 @@ fn check_relation(rel: &Relation) -> Result<(), &'static str> {
         RelKind::Foreign => Err("foreign_table"),
         RelKind::Sequence => Err("sequence"),
         RelKind::Other => Err("unsupported_relation"),
+    }
+}
+
+/// What the planner decided for one analysis in one session state.
+#[derive(Debug)]
+pub struct Plan {
+    /// What running all of its statements may write.
+    pub writes: WriteSet,
+    /// For exactly one cacheable read: how to cache its result; otherwise,
+    /// or when it may write, why not.
+    pub cacheable: Result<Cacheable, &'static str>,
+}
+
+/// Everything a [`Plan`] depends on besides the analysis: the catalog
+/// snapshot (by serial, with the database), the policy (the `Arc` is held,
+/// so its address cannot be reused) and the session context's digest, which
+/// covers the role and search_path names resolve with.
+pub struct Epoch {
+    pub snapshot: Option<(u64, u32)>,
+    pub policy: Arc<Policy>,
+    pub context: [u8; 32],
+}
+
+impl PartialEq for Epoch {
+    fn eq(&self, other: &Epoch) -> bool {
+        self.snapshot == other.snapshot
+            && Arc::ptr_eq(&self.policy, &other.policy)
+            && self.context == other.context
+    }
+}
+
+/// The plans a session made in its current epoch, so a repeated statement
+/// (a prepared one, or a simple query of a known shape) is not planned again
+/// on every execution. Small and per session: no lock, bounded memory.
+#[derive(Default)]
+pub struct PlanMemo {
+    epoch: Option<Epoch>,
+    plans: Vec<(Arc<Analysis>, Arc<Plan>)>,
+    /// The slot the next plan replaces once the memo is full.
+    next: usize,
+}
+
+impl PlanMemo {
+    /// Plans kept per session.
+    const CAPACITY: usize = 16;
+
+    /// The plan made for `analysis` in `epoch`, if any. A new epoch forgets
+    /// every plan of the old one.
+    pub fn get(&mut self, epoch: &Epoch, analysis: &Arc<Analysis>) -> Option<Arc<Plan>> {
+        if self.epoch.as_ref() != Some(epoch) {
+            return None;
+        }
+        self.plans
+            .iter()
+            .find(|(a, _)| Arc::ptr_eq(a, analysis))
+            .map(|(_, plan)| plan.clone())
+    }
+
+    pub fn put(&mut self, epoch: Epoch, analysis: Arc<Analysis>, plan: Arc<Plan>) {
+        if self.epoch.as_ref() != Some(&epoch) {
+            self.plans.clear();
+            self.next = 0;
+            self.epoch = Some(epoch);
+        }
+        if self.plans.len() < Self::CAPACITY {
+            self.plans.push((analysis, plan));
+        } else {
+            self.plans[self.next] = (analysis, plan);
+            self.next = (self.next + 1) % Self::CAPACITY;
+        }
+    }
+
+    /// Whether a plan of `analysis` depends only on the epoch. An `EXECUTE`
+    /// of an SQL-level prepared statement also depends on the session's
+    /// `PREPARE`s, so it is planned every time.
+    pub fn may_keep(analysis: &Analysis) -> bool {
+        !analysis
+            .statements
+            .iter()
+            .any(|s| matches!(s.kind, StatementKind::Execute { .. }))
     }
 }

@@ -19,7 +19,7 @@ use tracing::warn;
 
 use super::context::Context;
 use super::cycle::{Capture, Cycle, Outcome};
-use super::plan::{Cacheable, Planner};
+use super::plan::{Cacheable, Epoch, Plan, PlanMemo, Planner};
 use super::statements::{StatementInfo, Statements};
 use crate::catalog::{DbCatalog, Snapshot};
 use crate::engine::{WriteSet, COALESCE_WAIT};
@@ -75,6 +75,10 @@ pub struct Protocol {
     copy_in: bool,
     /// The catalog says the role's sessions start at READ COMMITTED.
     role_default_read_committed: bool,
+    /// The snapshot serial and context digest `role_default_read_committed`
+    /// was looked up with.
+    role_default_seen: Option<(u64, [u8; 32])>,
+    plans: PlanMemo,
 }
 
 impl Protocol {
@@ -98,6 +102,8 @@ impl Protocol {
             catalog: CatalogState::NotLoaded,
             copy_in: false,
             role_default_read_committed: false,
+            role_default_seen: None,
+            plans: PlanMemo::default(),
         }
     }
 
@@ -225,38 +231,27 @@ impl Protocol {
         let analysis = self.shared.engine.analyzer.analyze(text);
         let catalog = self.snapshot().await;
         let policy = self.shared.engine.policy.load();
+        let plan = self.plan(&analysis, &policy, catalog.as_ref());
         let mut cycle = Cycle::new(Outcome::Bypass("not_select"));
-        let (search_path, role) = self.name_scope(catalog.as_ref());
-        {
-            let planner = self.planner(&policy, catalog.as_ref(), &search_path, &role);
-            for statement in &analysis.statements {
-                cycle.writes.add(&planner.writes(statement));
-            }
-        }
+        cycle.writes = plan.writes.clone();
         let standalone = analysis.statements.len() == 1;
         for statement in &analysis.statements {
             self.note_statement(statement, standalone, &mut cycle);
         }
         if analysis.statements.len() > 1 {
             cycle.outcome = Outcome::Bypass("multi_statement");
-        } else if let Some(read) = analysis.single_cacheable_read() {
+        } else if analysis.single_cacheable_read().is_some() {
             let decision = match self.session_bypass(&policy) {
                 Some(reason) => Err(reason),
-                None if !cycle.writes.is_empty() => Err("volatile_function"),
-                None => {
-                    let planner = self.planner(&policy, catalog.as_ref(), &search_path, &role);
-                    planner.cacheable(read, &analysis.fingerprint)
-                }
+                None => plan.cacheable.as_ref().map_err(|reason| *reason),
             };
             match decision {
                 Err(reason) => cycle.outcome = Outcome::Bypass(reason),
                 Ok(cacheable) => {
-                    let mut key = KeyBuilder::new();
-                    key.part(&self.context.digest())
-                        .part(b"Q")
-                        .part(text.as_bytes());
+                    let mut key = KeyBuilder::keyed(&self.context.digest());
+                    key.part(b"Q").part(text.as_bytes());
                     match self
-                        .lookup(key.finish(), &cacheable, analysis.fingerprint_id, true)
+                        .lookup(key.finish(), cacheable, analysis.fingerprint_id, true)
                         .await
                     {
                         Lookup::Served(entry) => {
@@ -296,21 +291,16 @@ impl Protocol {
             ));
             let policy = self.shared.engine.policy.load();
             let catalog = self.snapshot().await;
-            let (search_path, role) = self.name_scope(catalog.as_ref());
             let decision = match self.session_bypass(&policy) {
                 Some(reason) => Err(reason),
                 None => match shape.analysis.single_cacheable_read() {
                     None => Err("not_select"),
-                    Some(read) => {
-                        let planner = self.planner(&policy, catalog.as_ref(), &search_path, &role);
-                        match planner.writes(&shape.analysis.statements[0]) {
-                            WriteSet::Nothing => {
-                                planner.cacheable(read, &shape.analysis.fingerprint)
-                            }
-                            _ => Err("volatile_function"),
-                        }
-                    }
+                    Some(_) => Ok(self.plan(&shape.analysis, &policy, catalog.as_ref())),
                 },
+            };
+            let decision = match &decision {
+                Err(reason) => Err(*reason),
+                Ok(plan) => plan.cacheable.as_ref().map_err(|reason| *reason),
             };
             match decision {
                 Err(reason) => outcome = Outcome::Bypass(reason),
@@ -335,9 +325,8 @@ impl Protocol {
                                 None
                             }
                             (Some(p), Some(b)) => {
-                                let mut key = KeyBuilder::new();
-                                key.part(&self.context.digest())
-                                    .part(b"E")
+                                let mut key = KeyBuilder::keyed(&self.context.digest());
+                                key.part(b"E")
                                     .part(p.query.as_bytes())
                                     .part(p.param_types)
                                     .part(b.arguments)
@@ -349,7 +338,7 @@ impl Protocol {
                     };
                     if let Some(key) = key {
                         match self
-                            .lookup(key, &cacheable, shape.analysis.fingerprint_id, false)
+                            .lookup(key, cacheable, shape.analysis.fingerprint_id, false)
                             .await
                         {
                             Lookup::Served(entry) => {
@@ -404,10 +393,17 @@ impl Protocol {
         if !self.cycles.is_empty() || self.statements.overflowed() {
             return None;
         }
-        let tags: Vec<u8> = self.batch.iter().map(|(t, _)| *t).collect();
+        let mut tags = [0u8; 5];
+        if self.batch.len() > tags.len() {
+            return None;
+        }
+        for (tag, (t, _)) in tags.iter_mut().zip(&self.batch) {
+            *tag = *t;
+        }
+        let tags = &tags[..self.batch.len()];
         let (has_parse, rest) = match tags.split_first()? {
             (&frontend::PARSE, rest) => (true, rest),
-            _ => (false, &tags[..]),
+            _ => (false, tags),
         };
         let describe = match rest {
             [frontend::BIND, frontend::EXECUTE, frontend::SYNC] => false,
@@ -460,7 +456,6 @@ impl Protocol {
         self.batch_bytes = 0;
         let catalog = self.snapshot().await;
         let policy = self.shared.engine.policy.load();
-        let (search_path, role) = self.name_scope(catalog.as_ref());
         let mut cycle = match self.cycles.back() {
             Some(c) if c.open => self.cycles.pop_back().expect("back exists"),
             _ => {
@@ -514,13 +509,8 @@ impl Protocol {
                         .and_then(|e| self.statements.portal(e.portal).cloned());
                     match analysis {
                         Some(analysis) => {
-                            {
-                                let planner =
-                                    self.planner(&policy, catalog.as_ref(), &search_path, &role);
-                                for statement in &analysis.statements {
-                                    cycle.writes.add(&planner.writes(statement));
-                                }
-                            }
+                            let plan = self.plan(&analysis, &policy, catalog.as_ref());
+                            cycle.writes.add(&plan.writes);
                             for statement in &analysis.statements {
                                 self.note_statement(statement, standalone, &mut cycle);
                             }
@@ -701,6 +691,40 @@ impl Protocol {
         }
     }
 
+    /// What `analysis` may write and whether its result may be cached, planned
+    /// once per session epoch (see [`PlanMemo`]).
+    fn plan(
+        &mut self,
+        analysis: &Arc<Analysis>,
+        policy: &Arc<policies::Policy>,
+        catalog: Option<&(Arc<Snapshot>, u32)>,
+    ) -> Arc<Plan> {
+        let epoch = Epoch {
+            snapshot: catalog.map(|(snapshot, db)| (snapshot.serial(), *db)),
+            policy: policy.clone(),
+            context: self.context.digest(),
+        };
+        if let Some(plan) = self.plans.get(&epoch, analysis) {
+            return plan;
+        }
+        let (search_path, role) = self.name_scope(catalog);
+        let planner = self.planner(policy, catalog, &search_path, &role);
+        let mut writes = WriteSet::Nothing;
+        for statement in &analysis.statements {
+            writes.add(&planner.writes(statement));
+        }
+        let cacheable = match analysis.single_cacheable_read() {
+            None => Err("not_select"),
+            Some(_) if !writes.is_empty() => Err("volatile_function"),
+            Some(read) => planner.cacheable(read, &analysis.fingerprint),
+        };
+        let plan = Arc::new(Plan { writes, cacheable });
+        if PlanMemo::may_keep(analysis) {
+            self.plans.put(epoch, analysis.clone(), plan.clone());
+        }
+        plan
+    }
+
     /// The search_path and role that unqualified names resolve with.
     fn name_scope(&self, catalog: Option<&(Arc<Snapshot>, u32)>) -> (Vec<String>, String) {
         let role = self.context.current_role().to_string();
@@ -745,8 +769,12 @@ impl Protocol {
         let index = catalog.index();
         match catalog.snapshot().await {
             Ok(snapshot) => {
-                self.role_default_read_committed =
-                    snapshot.default_isolation_is_read_committed(self.context.current_role());
+                let seen = (snapshot.serial(), self.context.digest());
+                if self.role_default_seen != Some(seen) {
+                    self.role_default_read_committed =
+                        snapshot.default_isolation_is_read_committed(self.context.current_role());
+                    self.role_default_seen = Some(seen);
+                }
                 Some((snapshot, index))
             }
             Err(e) => {

@@ -8,11 +8,15 @@
 //! and the other way round, up to a high-water mark per buffer. Past the mark it
 //! stops reading that side, which pushes back on the sender through TCP.
 
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::session::halves::Split;
 use crate::session::protocol::Protocol;
 use crate::wire::{ErrorResponse, FrameError, Framer, Piece, SqlState};
 
@@ -30,10 +34,10 @@ const LINGER: Duration = Duration::from_secs(5);
 /// How long a session whose client left waits for its writes to finish.
 const WRITE_SETTLE: Duration = Duration::from_secs(30);
 
-/// One direction's socket halves and buffers.
-struct Half<T> {
-    reader: ReadHalf<T>,
-    writer: WriteHalf<T>,
+/// One peer's socket halves and buffers.
+struct Half<R, W> {
+    reader: R,
+    writer: W,
     /// Bytes read from this peer, not yet framed.
     inbox: BytesMut,
     /// Bytes to write to this peer.
@@ -44,14 +48,14 @@ struct Half<T> {
     open: bool,
 }
 
-impl<T: AsyncRead + AsyncWrite> Half<T> {
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Half<R, W> {
     /// Bytes to write, or a flush still due.
     fn has_output(&self) -> bool {
         !self.outbox.is_empty() || self.unflushed
     }
 
-    fn new(stream: T, max_message: usize) -> Half<T> {
-        let (reader, writer) = tokio::io::split(stream);
+    fn new<T: Split<Reader = R, Writer = W>>(stream: T, max_message: usize) -> Half<R, W> {
+        let (reader, writer) = stream.split();
         Half {
             reader,
             writer,
@@ -80,20 +84,16 @@ pub enum Ending {
     IdleTimeout,
 }
 
-pub struct Relay<C, S> {
-    client: Half<C>,
-    server: Half<S>,
+pub struct Relay<C: Split, S: Split> {
+    client: Half<C::Reader, C::Writer>,
+    server: Half<S::Reader, S::Writer>,
     pub protocol: Protocol,
     /// Becomes true when the proxy shuts down: the session ends when idle.
     shutdown: tokio::sync::watch::Receiver<bool>,
     idle_timeout: Option<Duration>,
 }
 
-impl<C, S> Relay<C, S>
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+impl<C: Split, S: Split> Relay<C, S> {
     pub fn new(
         client: C,
         server: S,
@@ -167,6 +167,9 @@ where
                 self.protocol.terminated = true;
                 return Ending::Shutdown;
             }
+            if let Some(ending) = self.send_ready() {
+                return ending;
+            }
             // The idle clock runs only while nothing is in flight and no
             // transaction is open; any client byte restarts the loop.
             let idle_limit = self.idle_timeout.filter(|_| self.protocol.is_idle());
@@ -194,16 +197,14 @@ where
             tokio::select! {
                 // Writes first: deliver before taking in more.
                 biased;
-                r = send(&mut client.writer, &mut client.outbox), if client.has_output() => {
-                    match r {
-                        Ok(wrote) => client.unflushed = wrote,
-                        Err(e) => return Ending::ClientIo(e),
+                r = send(&mut client.writer, &mut client.outbox, &mut client.unflushed), if client.has_output() => {
+                    if let Err(e) = r {
+                        return Ending::ClientIo(e);
                     }
                 }
-                r = send(&mut server.writer, &mut server.outbox), if server.has_output() => {
-                    match r {
-                        Ok(wrote) => server.unflushed = wrote,
-                        Err(e) => return self.server_lost(Ending::ServerIo(e)),
+                r = send(&mut server.writer, &mut server.outbox, &mut server.unflushed), if server.has_output() => {
+                    if let Err(e) = r {
+                        return self.server_lost(Ending::ServerIo(e));
                     }
                 }
                 r = server.reader.read_buf(&mut server.inbox), if read_server => {
@@ -293,6 +294,33 @@ where
         Ok(())
     }
 
+    /// Writes what each side's socket takes right now. Most answers fit in
+    /// the socket buffer, so they leave in the same wake-up that produced
+    /// them instead of one `select!` round later.
+    fn send_ready(&mut self) -> Option<Ending> {
+        let client = &mut self.client;
+        if client.has_output() {
+            if let Err(e) = send_now(
+                &mut client.writer,
+                &mut client.outbox,
+                &mut client.unflushed,
+            ) {
+                return Some(Ending::ClientIo(e));
+            }
+        }
+        let server = &mut self.server;
+        if server.has_output() {
+            if let Err(e) = send_now(
+                &mut server.writer,
+                &mut server.outbox,
+                &mut server.unflushed,
+            ) {
+                return Some(self.server_lost(Ending::ServerIo(e)));
+            }
+        }
+        None
+    }
+
     /// The server connection is gone. Unless the server said why (a FATAL error,
     /// as on pg_terminate_backend or shutdown) or the client asked for it, the
     /// client hears it as a connection failure, like libpq would report it.
@@ -322,22 +350,41 @@ where
     }
 }
 
-/// Writes some of `outbox`, or flushes once it is empty. Returns whether it
-/// wrote (and so a flush is due). Cancel-safe: a write either happened or not.
+/// Writes some of `outbox`; once it is all written, flushes. Cancel-safe:
+/// what was written is gone from `outbox`, and `unflushed` says whether a
+/// flush is still due.
 async fn send<W: AsyncWrite + Unpin>(
     writer: &mut W,
     outbox: &mut BytesMut,
-) -> std::io::Result<bool> {
-    if outbox.is_empty() {
-        writer.flush().await?;
-        Ok(false)
-    } else {
+    unflushed: &mut bool,
+) -> std::io::Result<()> {
+    if !outbox.is_empty() {
         writer.write_buf(outbox).await?;
-        Ok(true)
+        *unflushed = true;
+        if !outbox.is_empty() {
+            return Ok(());
+        }
+    }
+    writer.flush().await?;
+    *unflushed = false;
+    Ok(())
+}
+
+/// Polls `send` once without waiting: it writes what the socket takes now.
+/// When it would wait, the `select!` polls it again with the task's waker.
+fn send_now<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    outbox: &mut BytesMut,
+    unflushed: &mut bool,
+) -> std::io::Result<()> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(send(writer, outbox, unflushed)).poll(&mut cx) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Ok(()),
     }
 }
 
-async fn send_all<T: AsyncRead + AsyncWrite>(half: &mut Half<T>) -> std::io::Result<()> {
+async fn send_all<R, W: AsyncWrite + Unpin>(half: &mut Half<R, W>) -> std::io::Result<()> {
     if !half.outbox.is_empty() {
         half.writer.write_all_buf(&mut half.outbox).await?;
     }
@@ -346,7 +393,7 @@ async fn send_all<T: AsyncRead + AsyncWrite>(half: &mut Half<T>) -> std::io::Res
     Ok(())
 }
 
-async fn drain<T: AsyncRead + AsyncWrite>(half: &mut Half<T>) -> std::io::Result<()> {
+async fn drain<R, W: AsyncWrite + Unpin>(half: &mut Half<R, W>) -> std::io::Result<()> {
     if !half.outbox.is_empty() {
         half.writer.write_all_buf(&mut half.outbox).await?;
     }

@@ -49,9 +49,18 @@ enum Key {
     Text(Arc<str>),
 }
 
+/// Texts up to this long are also remembered verbatim, so a repeated text
+/// skips even the tokenizer.
+pub const MAX_INDEXED_TEXT: usize = 1024;
+/// At most this many verbatim texts (so at most 4 MiB of them).
+const TEXT_INDEX_CAPACITY: usize = 4096;
+
 /// Shared by all sessions (`Send + Sync`).
 pub struct Analyzer {
     cache: Option<Mutex<LruCache<Key, Arc<Analysis>>>>,
+    /// Exact text -> its analysis (shared with `cache`). An analysis is a
+    /// function of the text alone, so this needs no invalidation.
+    by_text: Option<Mutex<LruCache<Box<str>, Arc<Analysis>>>>,
     parses: AtomicU64,
 }
 
@@ -60,13 +69,32 @@ impl Analyzer {
     pub fn new(capacity: usize) -> Analyzer {
         Analyzer {
             cache: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
+            by_text: NonZeroUsize::new(capacity.min(TEXT_INDEX_CAPACITY))
+                .map(|c| Mutex::new(LruCache::new(c))),
             parses: AtomicU64::new(0),
         }
     }
 
-    /// Analyze `text`. Cheap for repeated texts and for texts of a known
-    /// shape: tokenize, look up, and parse only on a miss.
+    /// Analyze `text`. Cheapest for a text seen before (one lookup), cheap
+    /// for a text of a known shape (tokenize, look up); parses only on a miss.
     pub fn analyze(&self, text: &str) -> Arc<Analysis> {
+        let Some(by_text) = self
+            .by_text
+            .as_ref()
+            .filter(|_| text.len() <= MAX_INDEXED_TEXT)
+        else {
+            return self.analyze_by_shape(text);
+        };
+        if let Some(hit) = by_text.lock().get(text) {
+            return hit.clone();
+        }
+        let analysis = self.analyze_by_shape(text);
+        by_text.lock().put(Box::from(text), analysis.clone());
+        analysis
+    }
+
+    /// Tokenize, then look up by shape, then by text; parse on a miss.
+    fn analyze_by_shape(&self, text: &str) -> Arc<Analysis> {
         let norm = normalize::normalize(text);
         let cache = self
             .cache
