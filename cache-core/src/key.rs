@@ -6,7 +6,8 @@
 //! proxy feeds them to a [`KeyBuilder`] in a fixed order.
 //!
 //! The encoding fed to the hash is self-delimiting: every part starts with a
-//! one-byte type tag, and byte strings carry a length prefix. So two different
+//! one-byte type tag, and byte strings carry a length prefix (LEB128, so a
+//! short part costs two bytes of framing and most keys fit one BLAKE3 block). So two different
 //! sequences of parts can never produce the same byte stream, which means
 //! `("ab", "c")`, `("a", "bc")`, `("abc")`, `(NULL)` and `("")` all hash
 //! differently. Without that, a parameter boundary could be moved to make two
@@ -142,15 +143,20 @@ impl KeyBuilder {
     pub fn keyed(prefix: &[u8; 32]) -> KeyBuilder {
         KeyBuilder {
             keyed: Some(*prefix),
-            ..KeyBuilder::new()
+            // Keyed mode already sets these keys apart; no DOMAIN prefix.
+            encoded: Vec::with_capacity(256),
         }
     }
 
-    /// Appends a byte string: tag, 64-bit little-endian length, bytes.
+    /// Appends a byte string: tag, length (LEB128), bytes.
     pub fn part(&mut self, bytes: &[u8]) -> &mut Self {
         self.encoded.push(TAG_BYTES);
-        self.encoded
-            .extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        let mut len = bytes.len() as u64;
+        while len >= 0x80 {
+            self.encoded.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        self.encoded.push(len as u8);
         self.encoded.extend_from_slice(bytes);
         self
     }
@@ -231,6 +237,12 @@ mod tests {
         assert_ne!(key(&[b"abc"]), key(&[b"ab", b"c"]));
         assert_ne!(key(&[b""]), key(&[]));
         assert_ne!(key(&[b"", b""]), key(&[b""]));
+        // Multi-byte lengths: 127 fits one byte, 128 and 300 need two.
+        let long = [b'a'; 301];
+        for n in [127, 128, 300] {
+            assert_ne!(key(&[&long[..n], b"a"]), key(&[&long[..n + 1]]));
+            assert_ne!(key(&[&long[..n], b""]), key(&[&long[..n]]));
+        }
     }
 
     #[test]

@@ -92,10 +92,17 @@ impl DbCatalog {
     /// one may name relations wrongly. The error is repeated without
     /// contacting the server until `retry_backoff` has passed.
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, CatalogError> {
+        self.snapshot_at(Instant::now()).await
+    }
+
+    /// [`DbCatalog::snapshot`], with the caller's clock reading for the age
+    /// check: sessions read the clock once per request.
+    pub async fn snapshot_at(&self, now: Instant) -> Result<Arc<Snapshot>, CatalogError> {
         let requested = self.requested.load(Ordering::SeqCst);
         if let Some(snapshot) = self.current.load_full() {
             if self.loaded_for.load(Ordering::SeqCst) == requested {
-                if snapshot.loaded_at.elapsed() < self.config.refresh_interval {
+                let age = now.saturating_duration_since(snapshot.loaded_at);
+                if age < self.config.refresh_interval {
                     return Ok(snapshot);
                 }
                 return match self.control.try_lock() {

@@ -44,9 +44,10 @@ enum CatalogState {
     Failed(Instant),
 }
 
-/// A cache lookup's result: served, or a capture to fill on the way back.
+/// A cache lookup's result: served (and when), or a capture to fill on the
+/// way back.
 enum Lookup {
-    Served(Arc<Entry>),
+    Served(Arc<Entry>, Instant),
     Fill(Capture),
 }
 
@@ -229,7 +230,7 @@ impl Protocol {
             return;
         };
         let analysis = self.shared.engine.analyzer.analyze(text);
-        let catalog = self.snapshot().await;
+        let catalog = self.snapshot(started).await;
         let policy = self.shared.engine.policy.load();
         let plan = self.plan(&analysis, &policy, catalog.as_ref());
         let mut cycle = Cycle::new(Outcome::Bypass("not_select"));
@@ -254,11 +255,11 @@ impl Protocol {
                         .lookup(key.finish(), cacheable, analysis.fingerprint_id, true)
                         .await
                     {
-                        Lookup::Served(entry) => {
+                        Lookup::Served(entry, at) => {
                             client.extend_from_slice(&entry.payload);
                             client.extend_from_slice(self.status().message());
                             self.shared.stats.record_hit(
-                                started,
+                                at.saturating_duration_since(started),
                                 Some((analysis.fingerprint_id, &analysis.fingerprint)),
                             );
                             return;
@@ -290,7 +291,7 @@ impl Protocol {
                 shape.analysis.fingerprint.clone(),
             ));
             let policy = self.shared.engine.policy.load();
-            let catalog = self.snapshot().await;
+            let catalog = self.snapshot(started).await;
             let decision = match self.session_bypass(&policy) {
                 Some(reason) => Err(reason),
                 None => match shape.analysis.single_cacheable_read() {
@@ -306,19 +307,12 @@ impl Protocol {
                 Err(reason) => outcome = Outcome::Bypass(reason),
                 Ok(cacheable) => {
                     let key = {
-                        let (_, parse) = &self.batch[0];
-                        let statement = self.statements.get(&shape.statement);
-                        let parse_bytes = if shape.has_parse {
-                            parse.clone()
-                        } else {
-                            statement.map(|s| s.parse.clone()).unwrap_or_default()
-                        };
-                        let parsed = Parse::decode(&parse_bytes);
+                        let parsed = Parse::decode(&shape.parse);
                         let bind = Bind::decode(&self.batch[shape.bind].1);
                         match (parsed, bind) {
                             // A parameter 'now' cast to a timestamp is the time of execution.
                             (Some(_), Some(b))
-                                if b.text_params().iter().flatten().any(|v| {
+                                if b.text_params().flatten().any(|v| {
                                     std::str::from_utf8(v).is_ok_and(crate::sql::is_time_literal)
                                 }) =>
                             {
@@ -341,18 +335,19 @@ impl Protocol {
                             .lookup(key, cacheable, shape.analysis.fingerprint_id, false)
                             .await
                         {
-                            Lookup::Served(entry) => {
+                            Lookup::Served(entry, at) => {
                                 if shape.has_parse {
                                     client.extend_from_slice(PARSE_COMPLETE);
-                                    let (_, parse) = &self.batch[0];
-                                    self.statements.parsed(
-                                        &shape.statement,
-                                        StatementInfo {
-                                            parse: parse.clone(),
-                                            analysis: shape.analysis.clone(),
-                                            upstream: false,
-                                        },
-                                    );
+                                    if let Some(p) = Parse::decode(&shape.parse) {
+                                        self.statements.parsed(
+                                            p.statement,
+                                            StatementInfo {
+                                                parse: shape.parse.clone(),
+                                                analysis: shape.analysis.clone(),
+                                                upstream: false,
+                                            },
+                                        );
+                                    }
                                 }
                                 client.extend_from_slice(BIND_COMPLETE);
                                 client.extend_from_slice(&entry.payload);
@@ -360,7 +355,7 @@ impl Protocol {
                                 self.batch.clear();
                                 self.batch_bytes = 0;
                                 self.shared.stats.record_hit(
-                                    started,
+                                    at.saturating_duration_since(started),
                                     Some((
                                         shape.analysis.fingerprint_id,
                                         &shape.analysis.fingerprint,
@@ -422,23 +417,26 @@ impl Protocol {
         if !execute.portal.is_empty() || execute.max_rows != 0 {
             return None;
         }
-        let analysis = if has_parse {
-            let parse = Parse::decode(&self.batch[0].1)?;
+        let (parse, analysis) = if has_parse {
+            let message = &self.batch[0].1;
+            let parse = Parse::decode(message)?;
             // Re-preparing an existing named statement is an error the server must give.
             if parse.statement != bind.statement
                 || (!parse.statement.is_empty() && self.statements.exists(parse.statement))
             {
                 return None;
             }
-            self.shared.engine.analyzer.analyze(parse.query)
+            let analysis = self.shared.engine.analyzer.analyze(parse.query);
+            (message.clone(), analysis)
         } else {
-            self.statements.get(bind.statement)?.analysis.clone()
+            let info = self.statements.get(bind.statement)?;
+            (info.parse.clone(), info.analysis.clone())
         };
         Some(Shape {
             has_parse,
             bind: bind_at,
             describe,
-            statement: bind.statement.to_string(),
+            parse,
             analysis,
         })
     }
@@ -454,7 +452,7 @@ impl Protocol {
     ) {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
-        let catalog = self.snapshot().await;
+        let catalog = self.snapshot(Instant::now()).await;
         let policy = self.shared.engine.policy.load();
         let mut cycle = match self.cycles.back() {
             Some(c) if c.open => self.cycles.pop_back().expect("back exists"),
@@ -628,29 +626,22 @@ impl Protocol {
         recording: bool,
     ) -> Lookup {
         let engine = &self.shared.engine;
-        if let Some(entry) = engine
-            .store
-            .get(&key, &engine.generations, Instant::now())
-            .hit()
-        {
-            return Lookup::Served(entry);
+        let now = Instant::now();
+        if let Some(entry) = engine.store.get(&key, &engine.generations, now).hit() {
+            return Lookup::Served(entry, now);
         }
         let leader = match engine.coalescer.join(key) {
             Join::Leader(guard) => {
                 // Another leader may have finished between the lookup and the join.
-                if let Some(entry) = engine
-                    .store
-                    .get(&key, &engine.generations, Instant::now())
-                    .hit()
-                {
+                if let Some(entry) = engine.store.get(&key, &engine.generations, now).hit() {
                     guard.complete(Some(entry.clone()));
-                    return Lookup::Served(entry);
+                    return Lookup::Served(entry, now);
                 }
                 Some(guard)
             }
             Join::Follower(follower) => {
                 if let Some(entry) = follower.wait(&engine.generations, COALESCE_WAIT).await {
-                    return Lookup::Served(entry);
+                    return Lookup::Served(entry, Instant::now());
                 }
                 None
             }
@@ -659,7 +650,7 @@ impl Protocol {
         Lookup::Fill(Capture {
             key,
             generations,
-            taken_at: Instant::now(),
+            taken_at: now,
             ttl: cacheable.ttl,
             max_size: cacheable.max_size.min(engine.store.max_entry_bytes()) as usize,
             tag,
@@ -740,9 +731,9 @@ impl Protocol {
     }
 
     /// The catalog snapshot of the session's database, loading it on first use.
-    async fn snapshot(&mut self) -> Option<(Arc<Snapshot>, u32)> {
+    async fn snapshot(&mut self, now: Instant) -> Option<(Arc<Snapshot>, u32)> {
         if let CatalogState::Failed(at) = self.catalog {
-            if at.elapsed() < CATALOG_RETRY {
+            if now.saturating_duration_since(at) < CATALOG_RETRY {
                 return None;
             }
             self.catalog = CatalogState::NotLoaded;
@@ -767,7 +758,7 @@ impl Protocol {
             return None;
         };
         let index = catalog.index();
-        match catalog.snapshot().await {
+        match catalog.snapshot_at(now).await {
             Ok(snapshot) => {
                 let seen = (snapshot.serial(), self.context.digest());
                 if self.role_default_seen != Some(seen) {
@@ -977,6 +968,7 @@ struct Shape {
     has_parse: bool,
     bind: usize,
     describe: bool,
-    statement: String,
+    /// The statement's Parse: this batch's, or the one that prepared it.
+    parse: Bytes,
     analysis: Arc<Analysis>,
 }

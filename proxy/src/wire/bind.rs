@@ -39,37 +39,40 @@ impl<'a> Bind<'a> {
     }
 }
 
-impl Bind<'_> {
+impl<'a> Bind<'a> {
     /// The parameter values whose format is text (`None` for NULL). Formats: no
     /// codes means all text, one code applies to all, else one per parameter.
-    pub fn text_params(&self) -> Vec<Option<&[u8]>> {
-        let mut out = Vec::new();
-        let Some(mut c) = Cursor::body_at(self.arguments) else {
-            return out;
+    pub fn text_params(&self) -> impl Iterator<Item = Option<&'a [u8]>> {
+        let mut c = Cursor::body_at(self.arguments);
+        let n_formats = c.as_mut().and_then(Cursor::i16).unwrap_or(0).max(0) as usize;
+        let formats = c
+            .as_mut()
+            .and_then(|c| c.bytes(n_formats * 2))
+            .unwrap_or(&[]);
+        let n_params = c.as_mut().and_then(Cursor::i16).unwrap_or(0).max(0) as usize;
+        let format = move |i: usize| {
+            let at = match n_formats {
+                0 => return 0,
+                1 => 0,
+                _ => i,
+            };
+            formats
+                .get(at * 2..at * 2 + 2)
+                .map_or(0, |f| i16::from_be_bytes([f[0], f[1]]))
         };
-        let n_formats = c.i16().unwrap_or(0).max(0) as usize;
-        let formats: Vec<i16> = (0..n_formats).filter_map(|_| c.i16()).collect();
-        let n_params = c.i16().unwrap_or(0).max(0) as usize;
-        for i in 0..n_params {
-            let format = match formats.len() {
-                0 => 0,
-                1 => formats[0],
-                _ => formats.get(i).copied().unwrap_or(0),
-            };
-            let Some(len) = c.i32() else { break };
-            let value = if len < 0 {
-                None
-            } else {
-                match c.bytes(len as usize) {
-                    Some(v) => Some(v),
-                    None => break,
-                }
-            };
-            if format == 0 {
-                out.push(value);
-            }
-        }
-        out
+        (0..n_params)
+            .map_while(move |i| {
+                let c = c.as_mut()?;
+                let len = c.i32()?;
+                let value = if len < 0 {
+                    None
+                } else {
+                    Some(c.bytes(len as usize)?)
+                };
+                Some((format(i), value))
+            })
+            .filter(|(format, _)| *format == 0)
+            .map(|(_, value)| value)
     }
 }
 
@@ -90,6 +93,16 @@ mod tests {
         assert_eq!((b.portal, b.statement), ("", "s"));
         assert_eq!(b.arguments, &body[3..]);
         assert!(Bind::decode(&m[..m.len() - 1]).is_none());
-        assert_eq!(b.text_params(), vec![None, Some(&b"ab"[..])]);
+        assert_eq!(
+            b.text_params().collect::<Vec<_>>(),
+            vec![None, Some(&b"ab"[..])]
+        );
+        // Per-parameter formats: text "x", then a binary int4 that is skipped.
+        let body: &[u8] = b"\0\0\0\x02\0\0\0\x01\0\x02\0\0\0\x01x\0\0\0\x04\0\0\0\x07\0\0";
+        let mut m = vec![b'B'];
+        m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        m.extend_from_slice(body);
+        let b = Bind::decode(&m).unwrap();
+        assert_eq!(b.text_params().collect::<Vec<_>>(), vec![Some(&b"x"[..])]);
     }
 }
