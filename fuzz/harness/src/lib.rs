@@ -265,7 +265,11 @@ fn check_bind(m: &[u8]) {
             expected.push(value);
         }
     }
-    assert_eq!(b.text_params(), expected, "Bind::text_params");
+    assert_eq!(
+        b.text_params().collect::<Vec<_>>(),
+        expected,
+        "Bind::text_params"
+    );
 }
 
 fn check_execute(m: &[u8]) {
