@@ -728,3 +728,83 @@ async fn row_level_security_tables_are_not_shared() {
     assert!(proxy.shared.stats.bypasses("row_security") >= 6);
     proxy.shutdown().await.unwrap();
 }
+
+/// Runs `[Parse s1] Bind s1 Execute Sync` with the argument 1 and returns the
+/// first column of the first row, or the SQLSTATE of an error.
+async fn run_s1(raw: &mut Raw, parse: Option<&str>) -> String {
+    // One write, as drivers send a batch: a batch that arrives in pieces
+    // is forwarded as it comes.
+    let mut batch = Vec::new();
+    if let Some(sql) = parse {
+        let mut body = b"s1\0".to_vec();
+        body.extend_from_slice(sql.as_bytes());
+        body.extend_from_slice(&[0, 0, 0]);
+        batch.extend(message(b'P', &body));
+    }
+    batch.extend(message(b'B', b"\0s1\0\0\0\0\x01\0\0\0\x011\0\0"));
+    batch.extend(message(b'E', b"\0\0\0\0\0"));
+    batch.extend(message(b'S', b""));
+    raw.send(&batch).await;
+    let mut answer = String::from("(no row)");
+    for (tag, body) in raw.read_until(b'Z').await {
+        match tag {
+            b'D' if answer == "(no row)" => {
+                let len = i32::from_be_bytes([body[2], body[3], body[4], body[5]]) as usize;
+                answer = String::from_utf8_lossy(&body[6..6 + len]).into_owned();
+            }
+            b'E' => answer = common::raw::error_fields(&body).0,
+            _ => {}
+        }
+    }
+    answer
+}
+
+/// DISCARD ALL and DEALLOCATE free statement names; one prepared again with
+/// other SQL must run that SQL, never be keyed (or served) as the old one.
+#[tokio::test]
+async fn statement_names_reused_after_discard_or_deallocate_run_their_new_sql() {
+    let cluster = Cluster::shared();
+    let db = setup(
+        cluster,
+        "cache_discard",
+        "CREATE TABLE t (id int PRIMARY KEY, v text, w text); INSERT INTO t VALUES (1, 'old', 'new');",
+    );
+    let proxy = proxy(cluster).await;
+    let mut raw = Raw::connect(proxy.addr).await;
+    raw.send(&startup_packet(
+        3,
+        0,
+        &[("user", "postgres"), ("database", &db)],
+    ))
+    .await;
+    raw.read_until(b'Z').await;
+
+    assert_eq!(
+        run_s1(&mut raw, Some("SELECT v FROM t WHERE id = $1")).await,
+        "old"
+    );
+    assert_eq!(run_s1(&mut raw, None).await, "old");
+    assert!(
+        proxy.shared.stats.queries("hit") >= 1,
+        "the second run was a hit"
+    );
+
+    raw.send(&message(b'Q', b"DISCARD ALL\0")).await;
+    raw.read_until(b'Z').await;
+    assert_eq!(run_s1(&mut raw, None).await, "26000", "s1 is gone");
+    assert_eq!(
+        run_s1(&mut raw, Some("SELECT w FROM t WHERE id = $1")).await,
+        "new"
+    );
+    assert_eq!(run_s1(&mut raw, None).await, "new");
+
+    raw.send(&message(b'Q', b"DEALLOCATE s1\0")).await;
+    raw.read_until(b'Z').await;
+    assert_eq!(run_s1(&mut raw, None).await, "26000", "s1 is gone");
+    assert_eq!(
+        run_s1(&mut raw, Some("SELECT v || '2' FROM t WHERE id = $1")).await,
+        "old2"
+    );
+    assert_eq!(run_s1(&mut raw, None).await, "old2");
+    proxy.shutdown().await.unwrap();
+}

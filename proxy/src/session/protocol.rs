@@ -548,7 +548,6 @@ impl Protocol {
             StatementKind::Read(read) if read.calls("set_config") => {
                 self.context.poison("set_config")
             }
-            StatementKind::Set(command) => self.note_set(command, standalone, cycle),
             StatementKind::Transaction(TxCommand::Begin { isolation, .. }) => {
                 self.tx_read_committed = match isolation {
                     None => self.context.default_read_committed && self.catalog_default_rc(),
@@ -565,12 +564,25 @@ impl Protocol {
                     .entry(name.clone())
                     .or_insert_with(|| (**inner).clone());
             }
+            // SQL-level and protocol-level prepared statements share one
+            // namespace: forget both kinds as the statement goes out, so a
+            // name prepared again later is never taken for the old statement.
             StatementKind::Deallocate { name } => match name {
                 Some(n) => {
                     self.sql_prepared.remove(n);
+                    self.statements.closed(n);
                 }
-                None => self.sql_prepared.clear(),
+                None => {
+                    self.sql_prepared.clear();
+                    self.statements.clear();
+                }
             },
+            StatementKind::Set(command @ SetCommand::DiscardAll) => {
+                self.sql_prepared.clear();
+                self.statements.clear();
+                self.note_set(command, standalone, cycle);
+            }
+            StatementKind::Set(command) => self.note_set(command, standalone, cycle),
             _ => {}
         }
     }

@@ -57,6 +57,14 @@ impl Statements {
         self.statements.contains_key(name)
     }
 
+    /// DEALLOCATE ALL or DISCARD ALL: the server forgets every statement
+    /// (DISCARD ALL also closes the portals; an unknown portal is only
+    /// planned more conservatively, so both are forgotten).
+    pub fn clear(&mut self) {
+        self.statements.clear();
+        self.portals.clear();
+    }
+
     pub fn closed(&mut self, name: &str) {
         self.statements.remove(name);
     }
