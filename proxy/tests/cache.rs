@@ -808,3 +808,50 @@ async fn statement_names_reused_after_discard_or_deallocate_run_their_new_sql() 
     assert_eq!(run_s1(&mut raw, None).await, "old2");
     proxy.shutdown().await.unwrap();
 }
+
+/// `DEALLOCATE name` of a statement the proxy answered from the cache (so
+/// the server never prepared it) succeeds as it would against the server,
+/// and the client sees nothing of how.
+#[tokio::test]
+async fn deallocating_a_statement_answered_from_the_cache_succeeds() {
+    let cluster = Cluster::shared();
+    let db = setup(
+        cluster,
+        "cache_dealloc_local",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one');",
+    );
+    let proxy = proxy(cluster).await;
+    let mut raw = Raw::connect(proxy.addr).await;
+    raw.send(&startup_packet(
+        3,
+        0,
+        &[("user", "postgres"), ("database", &db)],
+    ))
+    .await;
+    raw.read_until(b'Z').await;
+    let sql = "SELECT v FROM t WHERE id = $1";
+    assert_eq!(run_s1(&mut raw, Some(sql)).await, "one");
+    raw.send(&message(b'Q', b"DEALLOCATE s1\0")).await;
+    raw.read_until(b'Z').await;
+    let hits = proxy.shared.stats.queries("hit");
+    // Prepared again under the same name: answered from the cache, so the
+    // server does not have s1 now.
+    assert_eq!(run_s1(&mut raw, Some(sql)).await, "one");
+    assert_eq!(proxy.shared.stats.queries("hit"), hits + 1);
+
+    raw.send(&message(b'Q', b"DEALLOCATE s1\0")).await;
+    let answer = raw.read_until(b'Z').await;
+    let tags: String = answer.iter().map(|(t, _)| *t as char).collect();
+    assert_eq!(
+        tags, "CZ",
+        "only CommandComplete and ReadyForQuery: {answer:?}"
+    );
+    assert_eq!(&answer[0].1[..], b"DEALLOCATE\0");
+    assert_eq!(answer[1].1, b"I", "idle again");
+    assert_eq!(run_s1(&mut raw, None).await, "26000", "s1 is gone");
+    // The session goes on normally.
+    raw.send(&message(b'Q', b"SELECT 41 + 1\0")).await;
+    let answer = raw.read_until(b'Z').await;
+    assert!(answer.iter().any(|(t, b)| *t == b'D' && b.ends_with(b"42")));
+    proxy.shutdown().await.unwrap();
+}

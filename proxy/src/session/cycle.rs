@@ -43,6 +43,10 @@ pub struct Cycle {
     pub capture: Option<Capture>,
     /// The query shape, for per-fingerprint statistics.
     pub fingerprint: Option<(u64, std::sync::Arc<str>)>,
+    /// Sent by the proxy on its own (see `Protocol::prepare_silently`): its
+    /// ParseComplete, error and ReadyForQuery are not for the client, and it
+    /// counts in no metric.
+    pub silent: bool,
 }
 
 impl Cycle {
@@ -58,6 +62,7 @@ impl Cycle {
             parse_completes: VecDeque::new(),
             capture: None,
             fingerprint: None,
+            silent: false,
         }
     }
 }

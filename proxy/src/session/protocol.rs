@@ -235,6 +235,11 @@ impl Protocol {
         let plan = self.plan(&analysis, &policy, catalog.as_ref());
         let mut cycle = Cycle::new(Outcome::Bypass("not_select"));
         cycle.writes = plan.writes.clone();
+        for statement in &analysis.statements {
+            if let StatementKind::Deallocate { name: Some(name) } = &statement.kind {
+                self.prepare_silently(name, server);
+            }
+        }
         let standalone = analysis.statements.len() == 1;
         for statement in &analysis.statements {
             self.note_statement(statement, standalone, &mut cycle);
@@ -536,6 +541,29 @@ impl Protocol {
         }
     }
 
+    /// `DEALLOCATE name` of a statement the server has not seen (the proxy
+    /// answered it from the cache) would fail upstream, where against the
+    /// server alone it succeeds: prepare it there first, in a cycle of its
+    /// own (Parse, Sync) whose answers the client does not see. Not while an
+    /// extended-protocol batch is open: that Sync would end the batch.
+    fn prepare_silently(&mut self, name: &str, server: &mut BytesMut) {
+        if self.cycles.back().is_some_and(|c| c.open) {
+            return;
+        }
+        let Some(info) = self.statements.get_mut(name) else {
+            return;
+        };
+        if info.upstream {
+            return;
+        }
+        server.extend_from_slice(&info.parse);
+        server.extend_from_slice(frontend::SYNC_MESSAGE);
+        info.upstream = true;
+        let mut cycle = Cycle::new(Outcome::Bypass("internal"));
+        cycle.silent = true;
+        self.cycles.push_back(cycle);
+    }
+
     /// Session-level effects of a statement being sent: SET, transactions,
     /// temporary objects, SQL-level PREPARE.
     fn note_statement(&mut self, statement: &Statement, standalone: bool, cycle: &mut Cycle) {
@@ -791,6 +819,23 @@ impl Protocol {
 
     /// One whole server message; appends what the client should get to `client`.
     pub fn on_server_message(&mut self, tag: u8, message: &[u8], client: &mut BytesMut) {
+        if self.cycles.front().is_some_and(|c| c.silent) {
+            match tag {
+                backend::READY_FOR_QUERY => {
+                    self.cycles.pop_front();
+                    self.tx_status = TxStatus::from_message(message);
+                    return;
+                }
+                backend::PARSE_COMPLETE => return,
+                backend::ERROR_RESPONSE
+                    if !severity_of(message).is_some_and(|s| s == b"FATAL" || s == b"PANIC") =>
+                {
+                    return;
+                }
+                // Notices, notifications, ParameterStatus, a FATAL error: as usual.
+                _ => {}
+            }
+        }
         match tag {
             backend::READY_FOR_QUERY => self.finish_cycle(message),
             backend::PARSE_COMPLETE => {

@@ -52,6 +52,8 @@ pub mod frontend {
     pub const QUERY: u8 = b'Q';
     pub const SYNC: u8 = b'S';
     pub const TERMINATE: u8 = b'X';
+    /// A whole Sync message, for the ones the proxy sends itself.
+    pub const SYNC_MESSAGE: &[u8] = b"S\0\0\0\x04";
 }
 
 /// PostgreSQL rejects any regular message longer than this (`PQ_LARGE_MESSAGE_LIMIT`,
