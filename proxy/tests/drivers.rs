@@ -1,6 +1,6 @@
-//! Real drivers through the proxy: psycopg 3 and asyncpg (Python) and pgJDBC
-//! each run a scripted session (tests/drivers/) against the server, then the
-//! same session through pgcache. The transcripts must be identical, and the
+//! Real drivers through the proxy: psycopg 3 and asyncpg (Python), pgJDBC
+//! and node-postgres each run a scripted session (tests/drivers/) against
+//! the server, then the same session through pgcache. The transcripts must be identical, and the
 //! proxy must have answered part of it from the cache.
 
 mod common;
@@ -146,4 +146,26 @@ async fn jdbc_sessions_are_the_same_through_the_proxy() {
     })
     .await;
     let _ = std::fs::remove_dir_all(&classes);
+}
+
+#[tokio::test]
+async fn node_postgres_sessions_are_the_same_through_the_proxy() {
+    let node_dir = scripts().join("node");
+    assert!(
+        node_dir.join("node_modules/pg").exists(),
+        "node-postgres is missing: run `npm ci --prefix {}` (scripts/test.sh does)",
+        node_dir.display()
+    );
+    same_through_the_proxy("drivers_node_pg", |cluster, addr, db| {
+        let mut command = Command::new("node");
+        command.arg(node_dir.join("pg_check.js")).arg(format!(
+            "postgresql://{}:{}@{}:{}/{db}?sslmode=disable",
+            cluster.superuser(),
+            cluster.superuser_password(),
+            addr.ip(),
+            addr.port()
+        ));
+        command
+    })
+    .await;
 }
