@@ -211,3 +211,77 @@ async fn sigint_stops_at_once() {
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// SIGHUP reloads the policy even when the file watch cannot see the edit
+/// (same length, modification time put back).
+#[tokio::test]
+async fn sighup_reloads_the_policy() {
+    let _serial = SERIAL.lock().await;
+    let cluster = cluster();
+    let dir = std::env::temp_dir().join(format!("pgcache-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.toml");
+    let before = "[cache]\nenabled = true \n";
+    let after = "[cache]\nenabled = false\n";
+    assert_eq!(before.len(), after.len());
+    std::fs::write(&policy, before).unwrap();
+    let port = testkit::free_port();
+    let admin = testkit::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgcache"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .args([
+            "--upstream",
+            &cluster.url(
+                cluster.superuser(),
+                Some(cluster.superuser_password()),
+                "postgres",
+            ),
+        ])
+        .arg("--policy")
+        .arg(&policy)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
+    let client = connect_retrying(cluster, addr).await;
+    let metric = |series: &'static str| async move {
+        let page = common::http::request(admin, "GET", "/metrics", None, None).await;
+        common::http::sample(&page.body, series).unwrap_or(0.0)
+    };
+    let reloads = r#"pgcache_policy_reloads_total{outcome="ok"}"#;
+    let disabled = r#"pgcache_bypass_total{reason="disabled"}"#;
+    value(&client, "SELECT 1").await.unwrap();
+    assert_eq!(metric(disabled).await, 0.0);
+
+    // Rewrite the file so that neither its length nor its time changes.
+    let mtime = std::fs::metadata(&policy).unwrap().modified().unwrap();
+    std::fs::write(&policy, after).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&policy)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(metric(reloads).await, 0.0, "the file watch did not notice");
+
+    signal(&child, "-HUP");
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if metric(reloads).await >= 1.0 {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reloaded, "SIGHUP reloaded the policy");
+    value(&client, "SELECT 1").await.unwrap();
+    assert!(metric(disabled).await >= 1.0, "the new policy is in force");
+
+    signal(&child, "-INT");
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
