@@ -334,6 +334,8 @@ pub struct PlanMemo {
 impl PlanMemo {
     /// Plans kept per session.
     const CAPACITY: usize = 16;
+    /// Longest fingerprint whose plan is kept.
+    const MAX_SHAPE: usize = 4096;
 
     /// The plan made for `analysis` in `epoch`, if any. A new epoch forgets
     /// every plan of the old one.
@@ -361,13 +363,84 @@ impl PlanMemo {
         }
     }
 
-    /// Whether a plan of `analysis` depends only on the epoch. An `EXECUTE`
-    /// of an SQL-level prepared statement also depends on the session's
-    /// `PREPARE`s, so it is planned every time.
+    /// Whether to keep a plan of `analysis`. An `EXECUTE` of an SQL-level
+    /// prepared statement also depends on the session's `PREPARE`s, so it is
+    /// planned every time. Long statements are not kept either: the memo
+    /// holds their analyses alive, and this bounds that to
+    /// `CAPACITY * MAX_SHAPE` bytes of fingerprints per session.
     pub fn may_keep(analysis: &Analysis) -> bool {
-        !analysis
-            .statements
-            .iter()
-            .any(|s| matches!(s.kind, StatementKind::Execute { .. }))
+        analysis.fingerprint.len() <= Self::MAX_SHAPE
+            && !analysis
+                .statements
+                .iter()
+                .any(|s| matches!(s.kind, StatementKind::Execute { .. }))
+    }
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    fn plan() -> Arc<Plan> {
+        Arc::new(Plan {
+            writes: WriteSet::Nothing,
+            cacheable: Err("test"),
+        })
+    }
+
+    fn epoch(policy: &Arc<Policy>, snapshot: u64, context: u8) -> Epoch {
+        Epoch {
+            snapshot: Some((snapshot, 1)),
+            policy: policy.clone(),
+            context: [context; 32],
+        }
+    }
+
+    #[test]
+    fn a_plan_holds_only_in_its_epoch() {
+        let policy = Arc::new(Policy::default());
+        let analysis = Arc::new(crate::sql::analyze("SELECT * FROM t WHERE id = 1"));
+        let mut memo = PlanMemo::default();
+        memo.put(epoch(&policy, 1, 0), analysis.clone(), plan());
+        assert!(memo.get(&epoch(&policy, 1, 0), &analysis).is_some());
+        // Plans go by the analysis itself (the analyzer shares one per shape),
+        // not by its text.
+        let twin = Arc::new(crate::sql::analyze("SELECT * FROM t WHERE id = 1"));
+        assert!(memo.get(&epoch(&policy, 1, 0), &twin).is_none());
+        // A new snapshot, context or policy: not valid.
+        assert!(memo.get(&epoch(&policy, 2, 0), &analysis).is_none());
+        assert!(memo.get(&epoch(&policy, 1, 9), &analysis).is_none());
+        let other_policy = Arc::new(Policy::default());
+        assert!(memo.get(&epoch(&other_policy, 1, 0), &analysis).is_none());
+        // Putting in a new epoch forgets the old one's plans.
+        memo.put(epoch(&policy, 2, 0), twin.clone(), plan());
+        assert!(memo.get(&epoch(&policy, 1, 0), &analysis).is_none());
+        assert!(memo.get(&epoch(&policy, 2, 0), &analysis).is_none());
+        assert!(memo.get(&epoch(&policy, 2, 0), &twin).is_some());
+    }
+
+    #[test]
+    fn the_memo_is_bounded() {
+        let policy = Arc::new(Policy::default());
+        let mut memo = PlanMemo::default();
+        let analyses: Vec<_> = (0..PlanMemo::CAPACITY + 5)
+            .map(|i| Arc::new(crate::sql::analyze(&format!("SELECT {i}"))))
+            .collect();
+        for a in &analyses {
+            memo.put(epoch(&policy, 1, 0), a.clone(), plan());
+        }
+        assert_eq!(memo.plans.len(), PlanMemo::CAPACITY);
+        assert!(memo
+            .get(&epoch(&policy, 1, 0), analyses.last().unwrap())
+            .is_some());
+        assert!(memo.get(&epoch(&policy, 1, 0), &analyses[0]).is_none());
+    }
+
+    #[test]
+    fn execute_and_long_statements_are_not_kept() {
+        assert!(PlanMemo::may_keep(&crate::sql::analyze("SELECT 1")));
+        assert!(!PlanMemo::may_keep(&crate::sql::analyze("EXECUTE q(1)")));
+        let long = format!("SELECT {}", "x + ".repeat(2000) + "1");
+        assert!(!PlanMemo::may_keep(&crate::sql::analyze(&long)));
     }
 }
