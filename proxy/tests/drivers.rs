@@ -1,5 +1,5 @@
-//! Real drivers through the proxy: psycopg 3 and asyncpg (Python), pgJDBC
-//! and node-postgres each run a scripted session (tests/drivers/) against
+//! Real drivers through the proxy: psycopg 3, psycopg2 (libpq) and asyncpg
+//! (Python), pgJDBC and node-postgres each run a scripted session (tests/drivers/) against
 //! the server, then the same session through pgcache. The transcripts must be identical, and the
 //! proxy must have answered part of it from the cache.
 
@@ -83,6 +83,25 @@ async fn psycopg_sessions_are_the_same_through_the_proxy() {
             cluster.superuser(),
             cluster.superuser_password()
         ));
+        command
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn psycopg2_sessions_are_the_same_through_the_proxy() {
+    require_python_module("psycopg2", "python3-psycopg2");
+    same_through_the_proxy("drivers_psycopg2", |cluster, addr, db| {
+        let mut command = Command::new(PYTHON);
+        command
+            .arg(scripts().join("psycopg2_check.py"))
+            .arg(format!(
+                "host={} port={} user={} password={} dbname={db} sslmode=disable",
+                addr.ip(),
+                addr.port(),
+                cluster.superuser(),
+                cluster.superuser_password()
+            ));
         command
     })
     .await;

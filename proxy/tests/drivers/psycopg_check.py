@@ -116,6 +116,7 @@ with psycopg.connect(conninfo, autocommit=True) as conn:
             if got:
                 break
             time.sleep(0.1)
+        assert got, "no notification within 10 s"
         show("notify", got)
 
     # Session state: a SET is followed.
