@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod maintenance;
+pub mod maybe_tls;
 pub mod observe;
 pub mod server;
 pub mod session;

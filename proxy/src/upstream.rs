@@ -4,17 +4,14 @@
 //! root certificate; `verify-full` checks it against `sslrootcert` and the host
 //! name).
 
-use std::io;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
@@ -24,6 +21,7 @@ use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, S
 use tokio_rustls::TlsConnector;
 
 use crate::config::Upstream;
+use crate::maybe_tls::MaybeTls;
 use crate::wire::{ErrorResponse, SqlState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,10 +148,7 @@ impl ServerCertVerifier for EncryptOnly {
 }
 
 /// A connection to the upstream, plain or encrypted.
-pub enum UpstreamStream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
+pub type UpstreamStream = MaybeTls<TcpStream, Box<tokio_rustls::client::TlsStream<TcpStream>>>;
 
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
@@ -178,7 +173,7 @@ pub async fn connect(
         // Small request/response messages: never wait to coalesce them.
         tcp.set_nodelay(true).map_err(|e| refuse(e.to_string()))?;
         let Some(config) = tls else {
-            return Ok(UpstreamStream::Plain(tcp));
+            return Ok(MaybeTls::Plain(tcp));
         };
         tcp.write_all(&SSL_REQUEST)
             .await
@@ -191,9 +186,9 @@ pub async fn connect(
                     .connect(name, tcp)
                     .await
                     .map_err(|e| refuse(format!("TLS handshake failed: {e}")))?;
-                Ok(UpstreamStream::Tls(Box::new(stream)))
+                Ok(MaybeTls::Tls(Box::new(stream)))
             }
-            b'N' if upstream.tls.mode == SslMode::Prefer => Ok(UpstreamStream::Plain(tcp)),
+            b'N' if upstream.tls.mode == SslMode::Prefer => Ok(MaybeTls::Plain(tcp)),
             b'N' => Err(refuse(format!(
                 "the server does not support TLS, but the upstream URL says sslmode={}",
                 if upstream.tls.mode == SslMode::Require {
@@ -211,44 +206,4 @@ pub async fn connect(
     tokio::time::timeout(timeout, connect)
         .await
         .map_err(|_| refuse(format!("timed out after {timeout:?}")))?
-}
-
-impl AsyncRead for UpstreamStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            UpstreamStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for UpstreamStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpstreamStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            UpstreamStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            UpstreamStream::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            UpstreamStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
 }

@@ -618,14 +618,7 @@ async fn vanished_clients_release_their_locks_promptly() {
     let locks = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 't' AND l.pid <> pg_backend_pid()";
 
     // Mid-COPY: the client sends some rows and disappears.
-    let mut raw = Raw::connect(proxy.addr).await;
-    raw.send(&startup_packet(
-        3,
-        0,
-        &[("user", "postgres"), ("database", &db)],
-    ))
-    .await;
-    raw.read_until(b'Z').await;
+    let mut raw = Raw::login_to(proxy.addr, "postgres", &db).await;
     raw.send(&message(b'Q', b"COPY t FROM STDIN\0")).await;
     raw.read_until(b'G').await;
     raw.send(&message(b'd', b"2\t2\n")).await;
@@ -633,14 +626,7 @@ async fn vanished_clients_release_their_locks_promptly() {
     wait_until_zero(&probe, locks).await;
 
     // Mid-transaction, after a write.
-    let mut raw = Raw::connect(proxy.addr).await;
-    raw.send(&startup_packet(
-        3,
-        0,
-        &[("user", "postgres"), ("database", &db)],
-    ))
-    .await;
-    raw.read_until(b'Z').await;
+    let mut raw = Raw::login_to(proxy.addr, "postgres", &db).await;
     raw.send(&message(b'Q', b"BEGIN; UPDATE t SET v = 99 WHERE id = 1\0"))
         .await;
     raw.read_until(b'Z').await;
@@ -654,14 +640,7 @@ async fn vanished_clients_release_their_locks_promptly() {
 
     // Mid-result: a transaction holding a row lock starts a huge result, the
     // client reads one row and disappears. The backend must stop and let go.
-    let mut raw = Raw::connect(proxy.addr).await;
-    raw.send(&startup_packet(
-        3,
-        0,
-        &[("user", "postgres"), ("database", &db)],
-    ))
-    .await;
-    raw.read_until(b'Z').await;
+    let mut raw = Raw::login_to(proxy.addr, "postgres", &db).await;
     raw.send(&message(
         b'Q',
         b"BEGIN; SELECT v FROM t WHERE id = 1 FOR UPDATE\0",
@@ -770,14 +749,7 @@ async fn statement_names_reused_after_discard_or_deallocate_run_their_new_sql() 
         "CREATE TABLE t (id int PRIMARY KEY, v text, w text); INSERT INTO t VALUES (1, 'old', 'new');",
     );
     let proxy = proxy(cluster).await;
-    let mut raw = Raw::connect(proxy.addr).await;
-    raw.send(&startup_packet(
-        3,
-        0,
-        &[("user", "postgres"), ("database", &db)],
-    ))
-    .await;
-    raw.read_until(b'Z').await;
+    let mut raw = Raw::login_to(proxy.addr, "postgres", &db).await;
 
     assert_eq!(
         run_s1(&mut raw, Some("SELECT v FROM t WHERE id = $1")).await,
@@ -821,14 +793,7 @@ async fn deallocating_a_statement_answered_from_the_cache_succeeds() {
         "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one');",
     );
     let proxy = proxy(cluster).await;
-    let mut raw = Raw::connect(proxy.addr).await;
-    raw.send(&startup_packet(
-        3,
-        0,
-        &[("user", "postgres"), ("database", &db)],
-    ))
-    .await;
-    raw.read_until(b'Z').await;
+    let mut raw = Raw::login_to(proxy.addr, "postgres", &db).await;
     let sql = "SELECT v FROM t WHERE id = $1";
     assert_eq!(run_s1(&mut raw, Some(sql)).await, "one");
     raw.send(&message(b'Q', b"DEALLOCATE s1\0")).await;

@@ -56,6 +56,35 @@ fn require_python_module(module: &str, package: &str) {
     );
 }
 
+/// Debian's python3 running one of the session scripts.
+fn python(script: &str, target: String) -> Command {
+    let mut command = Command::new(PYTHON);
+    command.arg(scripts().join(script)).arg(target);
+    command
+}
+
+/// libpq's key=value connection string for the superuser.
+fn conninfo(cluster: &Cluster, addr: SocketAddr, db: &str) -> String {
+    format!(
+        "host={} port={} user={} password={} dbname={db} sslmode=disable",
+        addr.ip(),
+        addr.port(),
+        cluster.superuser(),
+        cluster.superuser_password()
+    )
+}
+
+/// A postgresql:// URL for the superuser.
+fn url(cluster: &Cluster, addr: SocketAddr, db: &str) -> String {
+    format!(
+        "postgresql://{}:{}@{}:{}/{db}?sslmode=disable",
+        cluster.superuser(),
+        cluster.superuser_password(),
+        addr.ip(),
+        addr.port()
+    )
+}
+
 /// Runs `session` against the server and through a fresh proxy, on a fresh
 /// database with the test schema, and compares the transcripts.
 async fn same_through_the_proxy(db: &str, session: impl Fn(&Cluster, SocketAddr, &str) -> Command) {
@@ -75,15 +104,7 @@ async fn same_through_the_proxy(db: &str, session: impl Fn(&Cluster, SocketAddr,
 async fn psycopg_sessions_are_the_same_through_the_proxy() {
     require_python_module("psycopg", "python3-psycopg");
     same_through_the_proxy("drivers_psycopg", |cluster, addr, db| {
-        let mut command = Command::new(PYTHON);
-        command.arg(scripts().join("psycopg_check.py")).arg(format!(
-            "host={} port={} user={} password={} dbname={db} sslmode=disable",
-            addr.ip(),
-            addr.port(),
-            cluster.superuser(),
-            cluster.superuser_password()
-        ));
-        command
+        python("psycopg_check.py", conninfo(cluster, addr, db))
     })
     .await;
 }
@@ -92,17 +113,7 @@ async fn psycopg_sessions_are_the_same_through_the_proxy() {
 async fn psycopg2_sessions_are_the_same_through_the_proxy() {
     require_python_module("psycopg2", "python3-psycopg2");
     same_through_the_proxy("drivers_psycopg2", |cluster, addr, db| {
-        let mut command = Command::new(PYTHON);
-        command
-            .arg(scripts().join("psycopg2_check.py"))
-            .arg(format!(
-                "host={} port={} user={} password={} dbname={db} sslmode=disable",
-                addr.ip(),
-                addr.port(),
-                cluster.superuser(),
-                cluster.superuser_password()
-            ));
-        command
+        python("psycopg2_check.py", conninfo(cluster, addr, db))
     })
     .await;
 }
@@ -111,15 +122,7 @@ async fn psycopg2_sessions_are_the_same_through_the_proxy() {
 async fn asyncpg_sessions_are_the_same_through_the_proxy() {
     require_python_module("asyncpg", "python3-asyncpg");
     same_through_the_proxy("drivers_asyncpg", |cluster, addr, db| {
-        let mut command = Command::new(PYTHON);
-        command.arg(scripts().join("asyncpg_check.py")).arg(format!(
-            "postgresql://{}:{}@{}:{}/{db}?sslmode=disable",
-            cluster.superuser(),
-            cluster.superuser_password(),
-            addr.ip(),
-            addr.port()
-        ));
-        command
+        python("asyncpg_check.py", url(cluster, addr, db))
     })
     .await;
 }
@@ -177,13 +180,9 @@ async fn node_postgres_sessions_are_the_same_through_the_proxy() {
     );
     same_through_the_proxy("drivers_node_pg", |cluster, addr, db| {
         let mut command = Command::new("node");
-        command.arg(node_dir.join("pg_check.js")).arg(format!(
-            "postgresql://{}:{}@{}:{}/{db}?sslmode=disable",
-            cluster.superuser(),
-            cluster.superuser_password(),
-            addr.ip(),
-            addr.port()
-        ));
+        command
+            .arg(node_dir.join("pg_check.js"))
+            .arg(url(cluster, addr, db));
         command
     })
     .await;

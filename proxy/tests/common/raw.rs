@@ -49,11 +49,17 @@ impl Raw {
 
     /// Logs in as `user` on a trust cluster and reads up to ReadyForQuery.
     pub async fn login(addr: SocketAddr, user: &str) -> Raw {
+        Raw::login_to(addr, user, "postgres").await
+    }
+
+    /// Logs in as `user` to `database` on a trust cluster and reads up to
+    /// ReadyForQuery.
+    pub async fn login_to(addr: SocketAddr, user: &str, database: &str) -> Raw {
         let mut raw = Raw::connect(addr).await;
         raw.send(&startup_packet(
             3,
             0,
-            &[("user", user), ("database", "postgres")],
+            &[("user", user), ("database", database)],
         ))
         .await;
         raw.read_until(b'Z').await;
