@@ -95,7 +95,8 @@ async fn deleted_or_truncated_policy_keeps_the_old_one() {
     proxy.shutdown().await.unwrap();
 }
 
-fn start_binary(cluster: &Cluster) -> (std::process::Child, std::net::SocketAddr) {
+/// The pgcache binary in front of `cluster`, with `extra` flags.
+fn start_binary(cluster: &Cluster, extra: &[&str]) -> (std::process::Child, std::net::SocketAddr) {
     let port = testkit::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_pgcache"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -108,6 +109,7 @@ fn start_binary(cluster: &Cluster) -> (std::process::Child, std::net::SocketAddr
             ),
         ])
         .args(["--shutdown-timeout", "10s"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -147,7 +149,7 @@ async fn sigterm_lets_open_transactions_finish_and_closes_idle_sessions() {
             "CREATE TABLE IF NOT EXISTS shutdown_log (n int)",
         )
         .unwrap();
-    let (mut child, addr) = start_binary(cluster);
+    let (mut child, addr) = start_binary(cluster, &[]);
     let idle = connect_retrying(cluster, addr).await;
     let busy = connect_retrying(cluster, addr).await;
     busy.batch_execute("BEGIN; INSERT INTO shutdown_log VALUES (1)")
@@ -200,7 +202,7 @@ async fn sigterm_lets_open_transactions_finish_and_closes_idle_sessions() {
 async fn sigint_stops_at_once() {
     let _serial = SERIAL.lock().await;
     let cluster = cluster();
-    let (mut child, addr) = start_binary(cluster);
+    let (mut child, addr) = start_binary(cluster, &[]);
     let busy = connect_retrying(cluster, addr).await;
     busy.batch_execute("BEGIN").await.unwrap();
     let started = Instant::now();
@@ -225,26 +227,16 @@ async fn sighup_reloads_the_policy() {
     let after = "[cache]\nenabled = false\n";
     assert_eq!(before.len(), after.len());
     std::fs::write(&policy, before).unwrap();
-    let port = testkit::free_port();
     let admin = testkit::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgcache"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
-        .args([
-            "--upstream",
-            &cluster.url(
-                cluster.superuser(),
-                Some(cluster.superuser_password()),
-                "postgres",
-            ),
-        ])
-        .arg("--policy")
-        .arg(&policy)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (mut child, addr) = start_binary(
+        cluster,
+        &[
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+    );
     let admin: std::net::SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
     let client = connect_retrying(cluster, addr).await;
     let metric = |series: &'static str| async move {
