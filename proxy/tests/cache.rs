@@ -7,36 +7,14 @@ mod common;
 use std::time::Duration;
 
 use common::raw::{message, startup_packet, Raw};
-use common::{connect, fresh_db, proxy, proxy_with};
+use common::{connect, proxy, proxy_with, setup_db, value};
 use testkit::Cluster;
 use tokio_postgres::{Client, SimpleQueryMessage};
-
-/// The single text value of a simple-protocol query.
-async fn value(client: &Client, sql: &str) -> String {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_string()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{sql}: no row"))
-}
-
-/// Sets up `db` with `sql` run directly on the server.
-fn setup(cluster: &Cluster, name: &str, sql: &str) -> String {
-    let db = fresh_db(cluster, name);
-    cluster.psql(&db, sql).unwrap();
-    db
-}
 
 #[tokio::test]
 async fn repeated_reads_hit_and_writes_through_the_proxy_invalidate() {
     let cluster = Cluster::shared();
-    let db = setup(
+    let db = setup_db(
         cluster,
         "cache_basic",
         "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one');",
@@ -82,7 +60,7 @@ async fn repeated_reads_hit_and_writes_through_the_proxy_invalidate() {
 #[tokio::test]
 async fn read_your_own_writes_inside_a_transaction() {
     let cluster = Cluster::shared();
-    let db = setup(
+    let db = setup_db(
         cluster,
         "cache_ryow",
         "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'old');",
@@ -109,7 +87,7 @@ async fn read_your_own_writes_inside_a_transaction() {
 #[tokio::test]
 async fn cascades_views_triggers_and_partitions_invalidate_what_they_reach() {
     let cluster = Cluster::shared();
-    let db = setup(
+    let db = setup_db(
         cluster,
         "cache_closure",
         "CREATE TABLE parent (id int PRIMARY KEY);
@@ -175,7 +153,7 @@ async fn cascades_views_triggers_and_partitions_invalidate_what_they_reach() {
 #[tokio::test]
 async fn search_path_and_users_never_cross() {
     let cluster = Cluster::shared();
-    let db = setup(
+    let db = setup_db(
         cluster,
         "cache_isolation",
         "CREATE SCHEMA a; CREATE SCHEMA b;
@@ -224,7 +202,7 @@ async fn search_path_and_users_never_cross() {
 #[tokio::test]
 async fn volatile_and_time_functions_are_never_cached() {
     let cluster = Cluster::shared();
-    let db = setup(
+    let db = setup_db(
         cluster,
         "cache_volatile",
         "CREATE TABLE t (v int); INSERT INTO t VALUES (1);",
@@ -261,7 +239,7 @@ async fn volatile_and_time_functions_are_never_cached() {
 #[tokio::test]
 async fn truncate_copy_ddl_writable_cte_and_writing_functions_invalidate() {
     let cluster = Cluster::shared();
-    let db = setup(
+    let db = setup_db(
         cluster,
         "cache_writes",
         "CREATE TABLE t (id int, v int); INSERT INTO t VALUES (1, 1);
@@ -316,7 +294,7 @@ async fn truncate_copy_ddl_writable_cte_and_writing_functions_invalidate() {
 #[tokio::test]
 async fn policy_rules_ttls_sizes_and_hot_reload() {
     let cluster = Cluster::shared();
-    let db = setup(
+    let db = setup_db(
         cluster,
         "cache_policy",
         "CREATE TABLE normal (v int); INSERT INTO normal VALUES (1);
@@ -402,7 +380,7 @@ async fn wait_for(condition: impl Fn() -> bool) {
 #[tokio::test]
 async fn extended_protocol_hits_with_parameters_and_binary_results() {
     let cluster = Cluster::shared();
-    let db = setup(cluster, "cache_extended", "CREATE TABLE kv (k int PRIMARY KEY, v text, n float8); INSERT INTO kv SELECT i, 'v' || i, i / 2.0 FROM generate_series(1, 10) i;");
+    let db = setup_db(cluster, "cache_extended", "CREATE TABLE kv (k int PRIMARY KEY, v text, n float8); INSERT INTO kv SELECT i, 'v' || i, i / 2.0 FROM generate_series(1, 10) i;");
     let proxy = proxy(cluster).await;
     let c = connect(cluster, proxy.addr, &db).await;
     let direct = connect(cluster, cluster.addr(), &db).await;
@@ -447,7 +425,7 @@ async fn extended_protocol_hits_with_parameters_and_binary_results() {
 #[tokio::test]
 async fn named_statement_answered_locally_is_prepared_upstream_when_needed() {
     let cluster = Cluster::shared();
-    let db = setup(cluster, "cache_named", "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one'), (2, 'two');");
+    let db = setup_db(cluster, "cache_named", "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one'), (2, 'two');");
     let proxy = proxy(cluster).await;
     let batch = |k: &[u8], with_parse: bool| {
         let mut bytes = Vec::new();
@@ -520,7 +498,7 @@ async fn no_read_is_older_than_an_acknowledged_write() {
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::sync::Arc;
     let cluster = Cluster::shared();
-    let db = setup(cluster, "cache_stress", "CREATE TABLE counters (id int PRIMARY KEY, v bigint NOT NULL); INSERT INTO counters SELECT i, 0 FROM generate_series(0, 3) i;");
+    let db = setup_db(cluster, "cache_stress", "CREATE TABLE counters (id int PRIMARY KEY, v bigint NOT NULL); INSERT INTO counters SELECT i, 0 FROM generate_series(0, 3) i;");
     let proxy = proxy(cluster).await;
     let acked: Arc<Vec<AtomicI64>> = Arc::new((0..4).map(|_| AtomicI64::new(0)).collect());
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -608,7 +586,7 @@ async fn no_read_is_older_than_an_acknowledged_write() {
 #[tokio::test]
 async fn vanished_clients_release_their_locks_promptly() {
     let cluster = Cluster::shared();
-    let db = setup(
+    let db = setup_db(
         cluster,
         "cache_vanish",
         "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);",
@@ -683,7 +661,7 @@ async fn wait_until_zero(client: &Client, sql: &str) {
 #[tokio::test]
 async fn row_level_security_tables_are_not_shared() {
     let cluster = Cluster::shared();
-    let db = setup(
+    let db = setup_db(
         cluster,
         "cache_rls",
         "CREATE TABLE docs (owner text, body text);
@@ -743,7 +721,7 @@ async fn run_s1(raw: &mut Raw, parse: Option<&str>) -> String {
 #[tokio::test]
 async fn statement_names_reused_after_discard_or_deallocate_run_their_new_sql() {
     let cluster = Cluster::shared();
-    let db = setup(
+    let db = setup_db(
         cluster,
         "cache_discard",
         "CREATE TABLE t (id int PRIMARY KEY, v text, w text); INSERT INTO t VALUES (1, 'old', 'new');",
@@ -787,7 +765,7 @@ async fn statement_names_reused_after_discard_or_deallocate_run_their_new_sql() 
 #[tokio::test]
 async fn deallocating_a_statement_answered_from_the_cache_succeeds() {
     let cluster = Cluster::shared();
-    let db = setup(
+    let db = setup_db(
         cluster,
         "cache_dealloc_local",
         "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one');",

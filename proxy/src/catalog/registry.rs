@@ -1,6 +1,7 @@
 //! The catalogs of every database clients have used, by name.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::config::CatalogConfig;
@@ -13,14 +14,70 @@ use super::error::CatalogError;
 #[derive(Debug)]
 pub struct Catalogs {
     config: Arc<CatalogConfig>,
-    databases: Mutex<HashMap<String, Arc<DbCatalog>>>,
+    databases: Arc<Databases>,
+    ddl: Arc<DdlState>,
+}
+
+type Databases = Mutex<HashMap<String, Arc<DbCatalog>>>;
+
+/// DDL that other sessions' plans may not have seen yet.
+///
+/// A plan is made against a catalog snapshot before its statement runs. If
+/// DDL commits in between (a new trigger, a view redefined), the statement
+/// runs against the new definitions while its plan names the old ones. So
+/// each plan notes the epoch it was made in; while DDL may be committing
+/// (`in_flight`), or once the epoch has moved, the plan is not trusted: its
+/// writes become "everything" and its result is not stored.
+#[derive(Debug, Default)]
+struct DdlState {
+    epoch: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+/// Held while a statement that may commit DDL is in flight. Dropped when the
+/// server has answered it (or the session ended): every catalog is marked
+/// stale, then the epoch moves, so a plan made after the move always comes
+/// from a snapshot loaded after the commit.
+#[derive(Debug)]
+pub struct DdlCommit {
+    databases: Arc<Databases>,
+    ddl: Arc<DdlState>,
+    /// Whether dropping it marks the catalogs stale.
+    armed: bool,
+}
+
+impl DdlCommit {
+    /// The server rejected the statement before running any of it: nothing
+    /// to reload.
+    pub fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for DdlCommit {
+    fn drop(&mut self) {
+        if self.armed {
+            mark_all_stale(&self.databases);
+        }
+        self.ddl.epoch.fetch_add(1, Ordering::SeqCst);
+        self.ddl.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn mark_all_stale(databases: &Databases) {
+    // No code panics while holding the lock; a poisoned map is intact.
+    let databases = databases.lock().unwrap_or_else(|p| p.into_inner());
+    for catalog in databases.values() {
+        catalog.mark_stale();
+    }
 }
 
 impl Catalogs {
     pub fn new(config: CatalogConfig) -> Catalogs {
         Catalogs {
             config: Arc::new(config),
-            databases: Mutex::new(HashMap::new()),
+            databases: Arc::new(Mutex::new(HashMap::new())),
+            ddl: Arc::default(),
         }
     }
 
@@ -54,8 +111,28 @@ impl Catalogs {
     /// the proxy relays; roles and their settings are shared by all
     /// databases).
     pub fn mark_all_stale(&self) {
-        for catalog in self.databases().values() {
-            catalog.mark_stale();
+        mark_all_stale(&self.databases);
+    }
+
+    /// The DDL epoch a plan made now is made in.
+    pub fn ddl_epoch(&self) -> u64 {
+        self.ddl.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Whether no DDL has committed, or may be committing, since a plan
+    /// was made in `epoch`.
+    pub fn ddl_settled_since(&self, epoch: u64) -> bool {
+        self.ddl.in_flight.load(Ordering::SeqCst) == 0 && self.ddl_epoch() == epoch
+    }
+
+    /// A statement that may commit DDL is being sent.
+    pub fn begin_ddl_commit(&self) -> DdlCommit {
+        self.ddl.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.ddl.epoch.fetch_add(1, Ordering::SeqCst);
+        DdlCommit {
+            databases: self.databases.clone(),
+            ddl: self.ddl.clone(),
+            armed: true,
         }
     }
 

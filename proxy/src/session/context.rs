@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::sql::{SetCommand, SetValue};
+use super::probe::Probed;
+use crate::sql::SetCommand;
 use crate::wire::startup::Startup;
 
 /// ParameterStatus values that cannot change a result.
@@ -67,16 +68,14 @@ fn is_harmless_setting(name: &str) -> bool {
 pub struct Context {
     pub user: String,
     pub database: String,
-    /// Startup parameters that are settings (not user/database/application_name).
-    startup: BTreeMap<String, String>,
     /// Settings reported by the server with ParameterStatus (exact, incl. after ROLLBACK).
     reported: BTreeMap<String, String>,
-    /// Settings changed by SET statements the proxy followed.
-    settings: BTreeMap<String, String>,
-    /// Why this session's state can no longer be modelled; nothing is cached for it.
+    /// What the server said the session's state is, when it last said so and
+    /// nothing that may have changed it was sent since; `None`: unknown, ask
+    /// before using the cache (see `probe.rs`).
+    probed: Option<Probed>,
+    /// Why this session's state can never be modelled; nothing is cached for it.
     poisoned: Option<&'static str>,
-    /// The session default isolation is known to be READ COMMITTED.
-    pub default_read_committed: bool,
     digest: Option<[u8; 32]>,
 }
 
@@ -91,11 +90,9 @@ impl Context {
         let mut ctx = Context {
             user,
             database,
-            startup: BTreeMap::new(),
             reported: BTreeMap::new(),
-            settings: BTreeMap::new(),
+            probed: None,
             poisoned: None,
-            default_read_committed: true,
             digest: None,
         };
         if !startup.is_utf8() {
@@ -103,42 +100,16 @@ impl Context {
             // differ only there would share a key.
             ctx.poison("startup_not_utf8");
         }
-        // As the server reads the packet: the last `options` only, then the
-        // other settings in order, overriding it (and each other).
-        if let Some(options) = startup.param("options") {
-            match parse_options(options) {
-                Some(pairs) => {
-                    for (n, v) in pairs {
-                        ctx.startup_setting(&n, &v);
-                    }
-                }
-                None => ctx.poison("startup_options"),
-            }
-        }
-        for (name, value) in startup.params() {
+        // Settings sent at startup need no modelling: the probe reads them
+        // back from the server.
+        for (name, _) in startup.params() {
             match name {
-                "user"
-                | "database"
-                | "options"
-                | "application_name"
-                | "fallback_application_name" => {}
                 "replication" => ctx.poison("replication"),
                 _ if name.starts_with("_pq_.") => ctx.poison("protocol_extension"),
-                _ => ctx.startup_setting(name, value),
+                _ => {}
             }
         }
         ctx
-    }
-
-    fn startup_setting(&mut self, name: &str, value: &str) {
-        let name = name.to_ascii_lowercase();
-        if is_harmless_setting(&name) {
-            return;
-        }
-        if name == "default_transaction_isolation" && !is_read_committed(value) {
-            self.default_read_committed = false;
-        }
-        self.startup.insert(name, value.to_string());
     }
 
     pub fn on_parameter_status(&mut self, name: &str, value: &str) {
@@ -171,82 +142,40 @@ impl Context {
         }
     }
 
-    /// Applies a SET that the server acknowledged, issued alone outside a
-    /// transaction block (so no ROLLBACK can undo it).
-    pub fn apply(&mut self, command: &SetCommand) {
-        self.digest = None;
-        match command {
-            SetCommand::Set { local: true, .. }
-            | SetCommand::SetRole { local: true, .. }
-            | SetCommand::SetSessionAuthorization { local: true, .. } => {}
-            SetCommand::Set { name, value, .. } => {
-                if name == "default_transaction_isolation" {
-                    self.default_read_committed =
-                        matches!(value, SetValue::Value(v) if is_read_committed(v));
-                }
-                match value {
-                    SetValue::Default => {
-                        self.settings.remove(name);
-                    }
-                    SetValue::Value(v) => {
-                        self.settings.insert(name.clone(), v.clone());
-                    }
-                }
-            }
-            SetCommand::Reset { name } => {
-                self.settings.remove(name);
-            }
-            SetCommand::ResetAll | SetCommand::DiscardAll => {
-                self.settings.clear();
-            }
-            SetCommand::SetRole { role, .. } => match role {
-                Some(r) => {
-                    self.settings.insert("role".into(), r.clone());
-                }
-                None => {
-                    self.settings.remove("role");
-                }
-            },
-            SetCommand::SetSessionAuthorization { user, .. } => {
-                self.settings.remove("role");
-                match user {
-                    Some(u) => {
-                        self.settings
-                            .insert("session_authorization".into(), u.clone());
-                    }
-                    None => {
-                        self.settings.remove("session_authorization");
-                    }
-                }
-            }
-            SetCommand::SessionCharacteristics { isolation } => {
-                self.default_read_committed =
-                    matches!(isolation, None | Some(crate::sql::Isolation::ReadCommitted));
-            }
+    /// The server's answer to the probe.
+    pub fn set_probed(&mut self, probed: Probed) {
+        if self.probed.as_ref() != Some(&probed) {
+            self.probed = Some(probed);
+            self.digest = None;
         }
     }
 
-    /// The role whose name `"$user"` in search_path stands for.
-    pub fn current_role(&self) -> &str {
-        self.settings
-            .get("role")
-            .or_else(|| self.settings.get("session_authorization"))
-            .or_else(|| self.reported.get("session_authorization"))
-            .map(String::as_str)
-            .unwrap_or(&self.user)
+    /// Something was sent that may change the session's state: it is
+    /// unknown until the server is asked again.
+    pub fn forget_state(&mut self) {
+        if self.probed.take().is_some() {
+            self.digest = None;
+        }
     }
 
-    /// The session's search_path, if it was set (by SET, startup, or reported).
+    pub fn probed(&self) -> Option<&Probed> {
+        self.probed.as_ref()
+    }
+
+    /// The role whose name `"$user"` in search_path stands for.
+    pub fn current_role(&self) -> Option<&str> {
+        self.probed.as_ref().map(|p| p.current_user.as_str())
+    }
+
+    /// The session's search_path, as the server last said.
     pub fn search_path(&self) -> Option<Vec<String>> {
-        let raw = self
-            .settings
-            .get("search_path")
-            .or_else(|| self.startup.get("search_path"))
-            .or_else(|| self.reported.get("search_path"))?;
-        Some(split_search_path(raw))
+        self.probed
+            .as_ref()
+            .map(|p| split_search_path(&p.search_path))
     }
 
     /// The digest of everything above: the first part of every cache key.
+    /// Only meaningful while the state is known.
     pub fn digest(&mut self) -> [u8; 32] {
         if let Some(d) = self.digest {
             return d;
@@ -258,28 +187,25 @@ impl Context {
         };
         part(self.database.as_bytes());
         part(self.user.as_bytes());
-        for (section, map) in [
-            ("startup", &self.startup),
-            ("reported", &self.reported),
-            ("set", &self.settings),
-        ] {
-            part(section.as_bytes());
-            for (k, v) in map {
-                part(k.as_bytes());
-                part(v.as_bytes());
+        part(b"reported");
+        for (k, v) in &self.reported {
+            part(k.as_bytes());
+            part(v.as_bytes());
+        }
+        match &self.probed {
+            None => part(b"unknown"),
+            Some(p) => {
+                part(b"probed");
+                part(p.search_path.as_bytes());
+                part(p.current_user.as_bytes());
+                part(p.session_user.as_bytes());
+                part(p.settings.as_bytes());
             }
         }
         let d = *h.finalize().as_bytes();
         self.digest = Some(d);
         d
     }
-}
-
-fn is_read_committed(value: &str) -> bool {
-    value
-        .trim()
-        .trim_matches('\'')
-        .eq_ignore_ascii_case("read committed")
 }
 
 /// Splits a search_path value: `"$user", public, "My Schema"`.
@@ -299,62 +225,9 @@ pub fn split_search_path(raw: &str) -> Vec<String> {
     out
 }
 
-/// Parses the `options` startup parameter: `-c name=value` and `--name=value`,
-/// separated by spaces, with backslash escapes. `None` if anything else is there.
-fn parse_options(options: &str) -> Option<Vec<(String, String)>> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut chars = options.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => word.push(chars.next()?),
-            c if c.is_whitespace() => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    let mut pairs = Vec::new();
-    let mut it = words.into_iter();
-    while let Some(w) = it.next() {
-        let setting = if w == "-c" {
-            it.next()?
-        } else if let Some(s) = w.strip_prefix("--").or_else(|| w.strip_prefix("-c")) {
-            s.to_string()
-        } else {
-            return None;
-        };
-        let (name, value) = setting.split_once('=')?;
-        pairs.push((name.replace('-', "_"), value.to_string()));
-    }
-    Some(pairs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_startup_options() {
-        assert_eq!(
-            parse_options("-c search_path=a,b --statement-timeout=5 -cwork_mem=1MB"),
-            Some(vec![
-                ("search_path".into(), "a,b".into()),
-                ("statement_timeout".into(), "5".into()),
-                ("work_mem".into(), "1MB".into()),
-            ])
-        );
-        assert_eq!(
-            parse_options(r"-c search_path=my\ schema"),
-            Some(vec![("search_path".into(), "my schema".into())])
-        );
-        assert_eq!(parse_options("-X"), None);
-    }
 
     fn startup(params: &[(&[u8], &[u8])]) -> Startup {
         let mut body = (3u32 << 16).to_be_bytes().to_vec();
@@ -373,30 +246,36 @@ mod tests {
         }
     }
 
-    /// The context reads a startup packet as PostgreSQL does (checked against
-    /// a real server): the last `user`, `database` and `options` count, and
-    /// settings sent as parameters override `options`, whatever the order.
+    /// The key depends on what the server says, not on what was sent:
+    /// sessions that asked for the same state in different ways share
+    /// entries, and nothing is known before the server was asked.
     #[test]
-    fn startup_params_read_as_the_server_reads_them() {
-        let mut ctx = Context::from_startup(&startup(&[
-            (b"user", b"alice"),
-            (b"search_path", b"bbb"),
-            (b"user", b"bob"),
-            (b"database", b"a"),
-            (b"database", b"shop"),
-            (b"options", b"-c search_path=aaa -c datestyle=German"),
-            (b"options", b"-c timezone=UTC -c search_path=ccc"),
-        ]));
-        assert_eq!((ctx.user.as_str(), ctx.database.as_str()), ("bob", "shop"));
-        assert_eq!(ctx.search_path(), Some(vec!["bbb".to_string()]));
-        assert_eq!(ctx.poisoned(), None);
-        let mut plain = Context::from_startup(&startup(&[
+    fn the_key_is_what_the_server_said() {
+        let probed = |path: &str, role: &str| Probed {
+            search_path: path.into(),
+            read_committed: true,
+            current_user: role.into(),
+            session_user: "bob".into(),
+            temporary_relations: false,
+            settings: "abc".into(),
+        };
+        let mut a = Context::from_startup(&startup(&[(b"user", b"bob"), (b"database", b"shop")]));
+        let mut b = Context::from_startup(&startup(&[
             (b"user", b"bob"),
             (b"database", b"shop"),
-            (b"timezone", b"UTC"),
-            (b"search_path", b"bbb"),
+            (b"options", b"-c search_path=x"),
         ]));
-        assert_eq!(ctx.digest(), plain.digest());
+        assert_eq!(a.search_path(), None);
+        a.set_probed(probed("x", "bob"));
+        b.set_probed(probed("x", "bob"));
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(a.search_path(), Some(vec!["x".to_string()]));
+        b.set_probed(probed("x", "alice"));
+        assert_ne!(a.digest(), b.digest());
+        let before = a.digest();
+        a.forget_state();
+        assert_eq!(a.current_role(), None);
+        assert_ne!(a.digest(), before);
     }
 
     /// Names or values that are not UTF-8 all read as "", so such a session

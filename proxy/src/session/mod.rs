@@ -11,6 +11,7 @@ mod context;
 mod cycle;
 mod halves;
 mod plan;
+mod probe;
 mod protocol;
 mod relay;
 mod startup;

@@ -54,9 +54,18 @@ pub struct Planner<'a> {
     pub catalog: Option<(&'a Snapshot, u32)>,
     pub search_path: &'a [String],
     pub role: &'a str,
-    /// SQL-level prepared statements of the session (PREPARE name AS ...).
-    pub sql_prepared: &'a HashMap<String, Statement>,
+    /// The server told the search_path and role above, and nothing sent
+    /// since may have changed them. When not, an unqualified name is not
+    /// resolved at all: it may mean another relation than the catalog says.
+    pub scope_known: bool,
+    /// SQL-level prepared statements of the session (PREPARE name AS ...);
+    /// `None` for a name whose statement is not known for sure.
+    pub sql_prepared: &'a HashMap<String, Option<Statement>>,
 }
+
+/// `pg_catalog.set_config(text, text, bool)`: the one built-in function that
+/// changes session settings.
+pub const SET_CONFIG_OID: u32 = 2078;
 
 impl Planner<'_> {
     /// What running `statement` may change.
@@ -70,8 +79,8 @@ impl Planner<'_> {
             }
             StatementKind::Call { procedure } => self.declared_writes(procedure),
             StatementKind::Execute { name } => match self.sql_prepared.get(name) {
-                Some(inner) => self.writes(inner),
-                None => WriteSet::Everything,
+                Some(Some(inner)) => self.writes(inner),
+                _ => WriteSet::Everything,
             },
             StatementKind::Ddl | StatementKind::Unknown => WriteSet::Everything,
             StatementKind::Transaction(crate::sql::TxCommand::CommitPrepared) => {
@@ -95,12 +104,79 @@ impl Planner<'_> {
         }
     }
 
+    /// Whether a fast-path function call may change the session's state.
+    pub fn function_call_changes_state(oid: u32) -> bool {
+        oid >= FIRST_NORMAL_OBJECT_ID || oid == SET_CONFIG_OID
+    }
+
+    /// Whether running `statement` may change the session's state (settings,
+    /// role, temporary objects) in a way its text does not say: after it,
+    /// the server is asked again before the cache is used. Errs towards yes.
+    pub fn changes_state(&self, statement: &Statement) -> bool {
+        match &statement.kind {
+            StatementKind::Read(read) => self.functions_change_state(&read.functions),
+            StatementKind::Write(write) => {
+                self.functions_change_state(&write.reads.functions)
+                    || self.has_triggers(&write.targets, write.cascade)
+            }
+            StatementKind::Set(command) => !super::context::Context::is_harmless(command),
+            StatementKind::Ddl
+            | StatementKind::Unknown
+            | StatementKind::Call { .. }
+            | StatementKind::Execute { .. } => true,
+            StatementKind::Transaction(_)
+            | StatementKind::Prepare { .. }
+            | StatementKind::Deallocate { .. }
+            | StatementKind::Harmless => statement.creates_temp,
+        }
+    }
+
+    /// A user function can do anything a session can; of the built-in ones,
+    /// only set_config changes settings.
+    fn functions_change_state(&self, functions: &[FuncName]) -> bool {
+        functions.iter().any(|f| {
+            if is_syntax_or_value_function(f) {
+                return false;
+            }
+            let Some((snapshot, _)) = self.catalog else {
+                return true;
+            };
+            match snapshot.function_volatility(f, self.search_path, self.role) {
+                Some(info) => !info.is_system || info.name == "set_config",
+                None => true,
+            }
+        })
+    }
+
+    /// Whether writing `targets` fires user triggers (which may run any
+    /// code, set_config included).
+    fn has_triggers(&self, targets: &[RelName], cascade: bool) -> bool {
+        let Some((snapshot, _)) = self.catalog else {
+            return true;
+        };
+        let mut oids = Vec::with_capacity(targets.len());
+        for target in targets {
+            if target.schema.is_none() && !self.scope_known {
+                return true;
+            }
+            match snapshot.resolve(target, self.search_path, self.role) {
+                Some(rel) => oids.push(rel.oid),
+                None => return true,
+            }
+        }
+        let closure = snapshot.write_closure(&oids, cascade);
+        !closure.triggered.is_empty() || !closure.unknown.is_empty()
+    }
+
     fn table_writes(&self, targets: &[RelName], cascade: bool) -> WriteSet {
         let Some((snapshot, db)) = self.catalog else {
             return WriteSet::Everything;
         };
         let mut oids = Vec::with_capacity(targets.len());
         for target in targets {
+            if target.schema.is_none() && !self.scope_known {
+                return WriteSet::Everything;
+            }
             match snapshot.resolve(target, self.search_path, self.role) {
                 Some(rel) => oids.push(rel.oid),
                 // Created behind the proxy's back, or a temporary table: unknown.
@@ -192,6 +268,9 @@ impl Planner<'_> {
     pub fn cacheable(&self, read: &Read, fingerprint: &str) -> Result<Cacheable, &'static str> {
         if let Some(reason) = read.uncacheable {
             return Err(reason);
+        }
+        if !self.scope_known {
+            return Err("state_unknown");
         }
         let (snapshot, db) = self.catalog.ok_or("catalog_unavailable")?;
         let mut oids = Vec::with_capacity(read.relations.len());
@@ -300,6 +379,8 @@ pub struct Plan {
     /// For exactly one cacheable read: how to cache its result; otherwise,
     /// or when it may write, why not.
     pub cacheable: Result<Cacheable, &'static str>,
+    /// Running it may change the session's state (see [`Planner::changes_state`]).
+    pub changes_state: bool,
 }
 
 /// Everything a [`Plan`] depends on besides the analysis: the catalog
@@ -385,6 +466,7 @@ mod memo_tests {
         Arc::new(Plan {
             writes: WriteSet::Nothing,
             cacheable: Err("test"),
+            changes_state: false,
         })
     }
 

@@ -18,8 +18,9 @@ use cache_core::{Entry, Join, KeyBuilder};
 use tracing::warn;
 
 use super::context::Context;
-use super::cycle::{Capture, Cycle, Outcome};
+use super::cycle::{Capture, Cycle, Internal, Outcome, ParseSlot};
 use super::plan::{Cacheable, Epoch, Plan, PlanMemo, Planner};
+use super::probe::{Answer, Ask};
 use super::statements::{StatementInfo, Statements};
 use crate::catalog::{DbCatalog, Snapshot};
 use crate::engine::{WriteSet, COALESCE_WAIT};
@@ -27,9 +28,11 @@ use crate::server::Shared;
 use crate::sql::{Analysis, Isolation, SetCommand, Statement, StatementKind, TxCommand};
 use crate::wire::bind::{Bind, BIND_COMPLETE};
 use crate::wire::describe::Target;
+use crate::wire::error_response::is_syntax_error_in_text;
 use crate::wire::error_response::severity_of;
 use crate::wire::execute::Execute;
 use crate::wire::parse::{Parse, PARSE_COMPLETE};
+use crate::wire::result_set::command_tag;
 use crate::wire::startup::Startup;
 use crate::wire::{backend, frontend, parameter_status, query, TxStatus};
 
@@ -37,6 +40,16 @@ use crate::wire::{backend, frontend, parameter_status, query, TxStatus};
 const MAX_BATCH_BYTES: usize = 1 << 20;
 /// After the catalog of a database could not be loaded, try again after this.
 const CATALOG_RETRY: Duration = Duration::from_secs(10);
+/// Statement texts longer than this are not analysed: they pass through as
+/// `too_large`, and are planned as writing everything.
+pub const MAX_ANALYZED_TEXT: usize = 64 << 10;
+
+/// A client message held back until the server has answered a probe.
+enum Parked {
+    Query(Bytes),
+    /// The batch in `Protocol::batch`, up to its Sync.
+    Batch,
+}
 
 enum CatalogState {
     NotLoaded,
@@ -64,21 +77,29 @@ pub struct Protocol {
     batch: Vec<(u8, Bytes)>,
     batch_bytes: usize,
     statements: Statements,
-    sql_prepared: HashMap<String, Statement>,
+    /// SQL-level prepared statements; `None` for a name whose statement is
+    /// not known for sure (a PREPARE in a text that failed).
+    sql_prepared: HashMap<String, Option<Statement>>,
     /// Writes of the open transaction block, invalidated again when it ends.
     uncommitted: WriteSet,
-    /// The open transaction block runs at READ COMMITTED.
-    tx_read_committed: bool,
-    /// Something in the open transaction block (SET LOCAL) keeps it from caching.
-    tx_uncacheable: bool,
+    /// Whether the open transaction block runs at READ COMMITTED, as the
+    /// server said; `None` until it is asked.
+    block_read_committed: Option<bool>,
+    /// Something that may change the session's state ran in the open block:
+    /// when the block ends (or rolls back to a savepoint) the state is
+    /// unknown again.
+    block_dirty: bool,
+    /// DDL ran in the open block: its COMMIT commits DDL.
+    block_ddl: bool,
     catalog: CatalogState,
     /// The server is in COPY FROM STDIN, waiting for the client's data.
     copy_in: bool,
-    /// The catalog says the role's sessions start at READ COMMITTED.
-    role_default_read_committed: bool,
-    /// The snapshot serial and context digest `role_default_read_committed`
-    /// was looked up with.
-    role_default_seen: Option<(u64, [u8; 32])>,
+    /// The server said AuthenticationOk: until then nothing is analysed.
+    authenticated: bool,
+    /// The message waiting for the probe in flight.
+    parked: Option<Parked>,
+    /// The probe in flight got its answer.
+    answer: Option<Answer>,
     plans: PlanMemo,
 }
 
@@ -98,12 +119,14 @@ impl Protocol {
             statements: Statements::default(),
             sql_prepared: HashMap::new(),
             uncommitted: WriteSet::Nothing,
-            tx_read_committed: true,
-            tx_uncacheable: false,
+            block_read_committed: None,
+            block_dirty: false,
+            block_ddl: false,
             catalog: CatalogState::NotLoaded,
             copy_in: false,
-            role_default_read_committed: false,
-            role_default_seen: None,
+            authenticated: false,
+            parked: None,
+            answer: None,
             plans: PlanMemo::default(),
         }
     }
@@ -121,6 +144,15 @@ impl Protocol {
         if self.console && self.tx_status.is_some() {
             return self.on_console_message(tag, &message, server, client);
         }
+        if !self.authenticated {
+            // The startup exchange (passwords, SASL) is relayed and nothing
+            // else is done for a client the server has not accepted yet.
+            if tag == frontend::TERMINATE {
+                self.terminated = true;
+            }
+            server.extend_from_slice(&message);
+            return;
+        }
         match tag {
             frontend::PARSE
             | frontend::BIND
@@ -136,7 +168,12 @@ impl Protocol {
             }
             frontend::SYNC => {
                 self.batch.push((tag, message));
-                self.run_batch(server, client).await;
+                self.run_batch(server, client, false).await;
+            }
+            frontend::FLUSH if self.batch.is_empty() => {
+                // No ReadyForQuery answers a Flush: it opens no cycle (psycopg
+                // ends a pipeline with Sync then Flush).
+                server.extend_from_slice(&message);
             }
             frontend::FLUSH => {
                 self.batch.push((tag, message));
@@ -145,7 +182,7 @@ impl Protocol {
             }
             frontend::QUERY => {
                 self.end_of_input(server).await;
-                self.simple_query(message, server, client).await;
+                self.simple_query(message, server, client, false).await;
             }
             frontend::FUNCTION_CALL => {
                 self.end_of_input(server).await;
@@ -153,8 +190,11 @@ impl Protocol {
                     .get(5..9)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
                     .unwrap_or(u32::MAX);
-                let mut cycle = Cycle::new(Outcome::Bypass("function_call"));
-                cycle.writes = Planner::function_call_writes(oid);
+                let mut cycle = self.cycle_for_request(Outcome::Bypass("function_call"));
+                cycle.writes.add(&Planner::function_call_writes(oid));
+                if Planner::function_call_changes_state(oid) {
+                    self.state_may_have_changed();
+                }
                 server.extend_from_slice(&message);
                 self.cycles.push_back(cycle);
             }
@@ -165,11 +205,37 @@ impl Protocol {
                 if tag == frontend::COPY_DONE || tag == frontend::COPY_FAIL {
                     self.copy_in = false;
                 }
-                // COPY data, password messages, anything else: as it is.
+                // COPY data, anything else: as it is.
                 self.end_of_input(server).await;
                 server.extend_from_slice(&message);
             }
         }
+    }
+
+    /// The cycle a Query or FunctionCall belongs to. Normally a new one; but
+    /// after extended-protocol messages without their Sync, the server
+    /// answers them and this request with one ReadyForQuery, so the request
+    /// joins (and closes) their cycle rather than expecting an answer of its
+    /// own that will never come.
+    fn cycle_for_request(&mut self, outcome: Outcome) -> Cycle {
+        let mut cycle = match self.cycles.back() {
+            Some(c) if c.open => self.cycles.pop_back().expect("back exists"),
+            _ => Cycle::new(outcome),
+        };
+        if cycle.open {
+            cycle.open = false;
+            cycle.outcome = Outcome::Bypass("split_batch");
+        }
+        cycle.planned_in = self.shared.engine.catalogs.ddl_epoch();
+        cycle
+    }
+
+    /// Something sent may have changed the session's state behind the text:
+    /// the server is asked again before the cache is used.
+    fn state_may_have_changed(&mut self) {
+        self.context.forget_state();
+        self.block_read_committed = None;
+        self.block_dirty = true;
     }
 
     /// The admin console, once logged in: simple queries only.
@@ -221,30 +287,67 @@ impl Protocol {
         }
     }
 
-    async fn simple_query(&mut self, message: Bytes, server: &mut BytesMut, client: &mut BytesMut) {
+    /// A simple Query: answered from the cache, or forwarded as a cycle.
+    /// `probed`: this is the parked query coming back after a probe, so the
+    /// server is not asked again.
+    async fn simple_query(
+        &mut self,
+        message: Bytes,
+        server: &mut BytesMut,
+        client: &mut BytesMut,
+        probed: bool,
+    ) {
         let started = Instant::now();
-        let Some(text) = query::text(&message) else {
-            server.extend_from_slice(&message);
-            self.cycles
-                .push_back(Cycle::new(Outcome::Bypass("malformed")));
-            return;
+        let epoch = self.shared.engine.catalogs.ddl_epoch();
+        let text = match query::text(&message) {
+            Some(text) if text.len() <= MAX_ANALYZED_TEXT => text,
+            text => {
+                let reason = if text.is_some() {
+                    "too_large"
+                } else {
+                    "malformed"
+                };
+                let mut cycle = self.cycle_for_request(Outcome::Bypass(reason));
+                cycle.writes = WriteSet::Everything;
+                cycle.self_committing = true;
+                cycle.ddl_commit = Some(self.shared.engine.catalogs.begin_ddl_commit());
+                self.state_may_have_changed();
+                server.extend_from_slice(&message);
+                self.cycles.push_back(cycle);
+                return;
+            }
         };
         let analysis = self.shared.engine.analyzer.analyze(text);
+        if !probed && self.may_need_probe() {
+            if let Some(ask) = self.probe_needed(wants_state(&analysis)) {
+                self.ask(ask, Parked::Query(message), server);
+                return;
+            }
+        }
         let catalog = self.snapshot(started).await;
         let policy = self.shared.engine.policy.load();
         let plan = self.plan(&analysis, &policy, catalog.as_ref());
-        let mut cycle = Cycle::new(Outcome::Bypass("not_select"));
-        cycle.writes = plan.writes.clone();
+        let mut cycle = self.cycle_for_request(Outcome::Bypass("not_select"));
+        cycle.planned_in = epoch;
+        cycle.writes.add(&plan.writes);
         for statement in &analysis.statements {
-            if let StatementKind::Deallocate { name: Some(name) } = &statement.kind {
-                self.prepare_silently(name, server);
+            match &statement.kind {
+                StatementKind::Deallocate { name: Some(name) }
+                | StatementKind::Execute { name } => self.prepare_silently(name, server),
+                _ => {}
             }
         }
-        let standalone = analysis.statements.len() == 1;
+        let standalone = analysis.statements.len() == 1 && !self.in_flight();
+        let was_open = cycle.outcome == Outcome::Bypass("split_batch");
         for statement in &analysis.statements {
             self.note_statement(statement, standalone, &mut cycle);
         }
-        if analysis.statements.len() > 1 {
+        if plan.changes_state {
+            self.state_may_have_changed();
+        }
+        if was_open {
+            // Joined a batch in flight: never cached.
+        } else if analysis.statements.len() > 1 {
             cycle.outcome = Outcome::Bypass("multi_statement");
         } else if analysis.single_cacheable_read().is_some() {
             let decision = match self.session_bypass(&policy) {
@@ -257,7 +360,13 @@ impl Protocol {
                     let mut key = KeyBuilder::keyed(&self.context.digest());
                     key.part(b"Q").part(text.as_bytes());
                     match self
-                        .lookup(key.finish(), cacheable, analysis.fingerprint_id, true)
+                        .lookup(
+                            key.finish(),
+                            cacheable,
+                            analysis.fingerprint_id,
+                            true,
+                            epoch,
+                        )
                         .await
                     {
                         Lookup::Served(entry, at) => {
@@ -283,14 +392,124 @@ impl Protocol {
         self.cycles.push_back(cycle);
     }
 
+    /// What the statements an extended-protocol batch runs need known: the
+    /// batch's own Parses, and the statements its Binds name.
+    fn batch_wants_state(&self) -> Wants {
+        let mut wants = Wants::Nothing;
+        for (tag, message) in &self.batch {
+            let analysis = match *tag {
+                frontend::PARSE => match Parse::decode(message) {
+                    Some(p) if p.query.len() <= MAX_ANALYZED_TEXT => {
+                        self.shared.engine.analyzer.analyze(p.query)
+                    }
+                    _ => continue,
+                },
+                frontend::BIND => {
+                    match Bind::decode(message).and_then(|b| self.statements.get(b.statement)) {
+                        Some(info) => info.analysis.clone(),
+                        None => continue,
+                    }
+                }
+                _ => continue,
+            };
+            if wants_state(&analysis) != Wants::Nothing {
+                wants = Wants::Names;
+            }
+        }
+        wants
+    }
+
+    /// Whether to ask the server before deciding about a request that needs
+    /// the session's state (`wants`): not while anything else is in flight
+    /// (the answer would describe the state before it), nor for a session
+    /// that will never use the cache.
+    fn probe_needed(&self, wants: Wants) -> Option<Ask> {
+        if wants == Wants::Nothing
+            || self.in_flight()
+            || self.context.poisoned().is_some()
+            || !self.shared.engine.policy.load().enabled()
+        {
+            return None;
+        }
+        if self.context.probed().is_none() {
+            return Some(Ask::State);
+        }
+        let read_in_block = wants == Wants::Read
+            && self.tx_status == Some(TxStatus::InTransaction)
+            && self.uncommitted.is_empty();
+        (read_in_block && self.block_read_committed.is_none()).then_some(Ask::Isolation)
+    }
+
+    /// Cheap first test of `probe_needed`: something about the state is
+    /// unknown.
+    fn may_need_probe(&self) -> bool {
+        self.context.probed().is_none()
+            || (self.tx_status == Some(TxStatus::InTransaction)
+                && self.block_read_committed.is_none())
+    }
+
+    /// Sends a probe and holds `parked` back until it is answered.
+    fn ask(&mut self, ask: Ask, parked: Parked, server: &mut BytesMut) {
+        ask.write(server);
+        self.cycles.push_back(Cycle::internal(Internal::Probe));
+        self.answer = None;
+        self.parked = Some(parked);
+    }
+
+    /// A message is held back for a probe: the client is not read until the
+    /// probe is answered and the message processed.
+    pub fn parked(&self) -> bool {
+        self.parked.is_some()
+    }
+
+    /// The probe a parked message waits for has been answered.
+    pub fn ready_to_resume(&self) -> bool {
+        self.parked.is_some()
+            && !self
+                .cycles
+                .iter()
+                .any(|c| c.internal == Some(Internal::Probe))
+    }
+
+    /// Processes the parked message, now that the server has said what the
+    /// session's state is (or refused to: then the message is not cached).
+    pub async fn resume(&mut self, server: &mut BytesMut, client: &mut BytesMut) {
+        match self.parked.take() {
+            Some(Parked::Query(message)) => self.simple_query(message, server, client, true).await,
+            Some(Parked::Batch) => self.run_batch(server, client, true).await,
+            None => {}
+        }
+    }
+
+    /// Requests in flight whose answers could change what the next one
+    /// sees. A Parse the proxy sends on its own changes nothing a statement
+    /// returns.
+    fn in_flight(&self) -> bool {
+        self.cycles
+            .iter()
+            .any(|c| c.internal != Some(Internal::Prepare))
+    }
+
     /// A batch ending in Sync: answered from the cache if it has the one shape
     /// the proxy caches, forwarded otherwise.
-    async fn run_batch(&mut self, server: &mut BytesMut, client: &mut BytesMut) {
+    async fn run_batch(&mut self, server: &mut BytesMut, client: &mut BytesMut, probed: bool) {
         let started = Instant::now();
+        let epoch = self.shared.engine.catalogs.ddl_epoch();
         let mut outcome = Outcome::Bypass("batch");
         let mut capture = None;
         let mut fingerprint = None;
-        if let Some(shape) = self.cacheable_shape() {
+        let shape = self.cacheable_shape();
+        if !probed && self.may_need_probe() {
+            let wants = match &shape {
+                Some(shape) if shape.analysis.single_cacheable_read().is_some() => Wants::Read,
+                _ => self.batch_wants_state(),
+            };
+            if let Some(ask) = self.probe_needed(wants) {
+                self.ask(ask, Parked::Batch, server);
+                return;
+            }
+        }
+        if let Some(shape) = shape {
             fingerprint = Some((
                 shape.analysis.fingerprint_id,
                 shape.analysis.fingerprint.clone(),
@@ -337,21 +556,33 @@ impl Protocol {
                     };
                     if let Some(key) = key {
                         match self
-                            .lookup(key, cacheable, shape.analysis.fingerprint_id, false)
+                            .lookup(key, cacheable, shape.analysis.fingerprint_id, false, epoch)
                             .await
                         {
                             Lookup::Served(entry, at) => {
                                 if shape.has_parse {
                                     client.extend_from_slice(PARSE_COMPLETE);
                                     if let Some(p) = Parse::decode(&shape.parse) {
+                                        let named = !p.statement.is_empty();
                                         self.statements.parsed(
                                             p.statement,
                                             StatementInfo {
                                                 parse: shape.parse.clone(),
                                                 analysis: shape.analysis.clone(),
-                                                upstream: false,
+                                                upstream: named,
+                                                confirmed: true,
                                             },
                                         );
+                                        if named {
+                                            // The client may use it in ways
+                                            // that reach the server (SQL
+                                            // EXECUTE, pg_prepared_statements):
+                                            // it must exist there too.
+                                            server.extend_from_slice(&shape.parse);
+                                            server.extend_from_slice(frontend::SYNC_MESSAGE);
+                                            self.cycles
+                                                .push_back(Cycle::internal(Internal::Prepare));
+                                        }
                                     }
                                 }
                                 client.extend_from_slice(BIND_COMPLETE);
@@ -380,6 +611,7 @@ impl Protocol {
         self.forward_batch(outcome, capture, server).await;
         if let Some(cycle) = self.cycles.back_mut() {
             cycle.started = started;
+            cycle.planned_in = cycle.planned_in.min(epoch);
             if fingerprint.is_some() {
                 cycle.fingerprint = fingerprint;
             }
@@ -390,7 +622,7 @@ impl Protocol {
     /// portal of one statement, with nothing in flight: the batch shape the
     /// proxy answers from the cache.
     fn cacheable_shape(&self) -> Option<Shape> {
-        if !self.cycles.is_empty() || self.statements.overflowed() {
+        if self.in_flight() || self.statements.overflowed() {
             return None;
         }
         let mut tags = [0u8; 5];
@@ -425,16 +657,24 @@ impl Protocol {
         let (parse, analysis) = if has_parse {
             let message = &self.batch[0].1;
             let parse = Parse::decode(message)?;
-            // Re-preparing an existing named statement is an error the server must give.
+            // Re-preparing an existing named statement is an error the server
+            // must give; SQL-level and protocol-level names share a namespace.
             if parse.statement != bind.statement
-                || (!parse.statement.is_empty() && self.statements.exists(parse.statement))
+                || (!parse.statement.is_empty()
+                    && (self.statements.exists(parse.statement)
+                        || self.sql_prepared.contains_key(parse.statement)))
             {
                 return None;
             }
             let analysis = self.shared.engine.analyzer.analyze(parse.query);
             (message.clone(), analysis)
         } else {
-            let info = self.statements.get(bind.statement)?;
+            // Only a statement the server is known to have accepted: a Parse
+            // it refused must not lend its text to another statement's answer.
+            let info = self
+                .statements
+                .get(bind.statement)
+                .filter(|i| i.confirmed)?;
             (info.parse.clone(), info.analysis.clone())
         };
         Some(Shape {
@@ -457,6 +697,7 @@ impl Protocol {
     ) {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
+        let epoch = self.shared.engine.catalogs.ddl_epoch();
         let catalog = self.snapshot(Instant::now()).await;
         let policy = self.shared.engine.policy.load();
         let mut cycle = match self.cycles.back() {
@@ -464,6 +705,7 @@ impl Protocol {
             _ => {
                 let mut c = Cycle::new(outcome);
                 c.open = true;
+                c.planned_in = epoch;
                 c
             }
         };
@@ -474,22 +716,27 @@ impl Protocol {
             .iter()
             .filter(|(t, _)| *t == frontend::EXECUTE)
             .count();
-        let standalone = executes == 1 && self.cycles.is_empty();
+        let standalone = executes == 1 && !self.in_flight();
         for (tag, message) in &batch {
             match *tag {
                 frontend::PARSE => {
-                    if let Some(p) = Parse::decode(message) {
-                        let analysis = self.shared.engine.analyzer.analyze(p.query);
-                        self.statements.parsed(
-                            p.statement,
-                            StatementInfo {
-                                parse: message.clone(),
-                                analysis,
-                                upstream: true,
-                            },
-                        );
-                    }
-                    cycle.parse_completes.push_back(false);
+                    let name = match Parse::decode(message) {
+                        Some(p) => {
+                            let analysis = self.analyze_bounded(p.query);
+                            self.statements.parsed(
+                                p.statement,
+                                StatementInfo {
+                                    parse: message.clone(),
+                                    analysis,
+                                    upstream: true,
+                                    confirmed: false,
+                                },
+                            );
+                            p.statement.to_string()
+                        }
+                        None => String::new(),
+                    };
+                    cycle.parse_completes.push_back(ParseSlot::Client(name));
                 }
                 frontend::BIND => {
                     if let Some(b) = Bind::decode(message) {
@@ -517,8 +764,15 @@ impl Protocol {
                             for statement in &analysis.statements {
                                 self.note_statement(statement, standalone, &mut cycle);
                             }
+                            if plan.changes_state {
+                                self.state_may_have_changed();
+                            }
                         }
-                        None => cycle.writes = WriteSet::Everything,
+                        None => {
+                            cycle.writes = WriteSet::Everything;
+                            cycle.self_committing = true;
+                            self.state_may_have_changed();
+                        }
                     }
                 }
                 frontend::SYNC => cycle.open = false,
@@ -536,7 +790,7 @@ impl Protocol {
             if !info.upstream {
                 server.extend_from_slice(&info.parse);
                 info.upstream = true;
-                cycle.parse_completes.push_back(true);
+                cycle.parse_completes.push_back(ParseSlot::Injected);
             }
         }
     }
@@ -559,38 +813,74 @@ impl Protocol {
         server.extend_from_slice(&info.parse);
         server.extend_from_slice(frontend::SYNC_MESSAGE);
         info.upstream = true;
-        let mut cycle = Cycle::new(Outcome::Bypass("internal"));
-        cycle.silent = true;
-        self.cycles.push_back(cycle);
+        self.cycles.push_back(Cycle::internal(Internal::Prepare));
     }
 
-    /// Session-level effects of a statement being sent: SET, transactions,
-    /// temporary objects, SQL-level PREPARE.
-    fn note_statement(&mut self, statement: &Statement, standalone: bool, cycle: &mut Cycle) {
-        if statement.creates_temp {
-            // Temporary relations shadow others; the catalog cannot see them.
-            self.context.poison("temporary_objects");
+    /// The analysis of a statement text, or for a text too large to analyse,
+    /// an analysis that says so (planned as writing everything).
+    fn analyze_bounded(&self, text: &str) -> Arc<Analysis> {
+        if text.len() > MAX_ANALYZED_TEXT {
+            return Arc::new(Analysis::unknown("too_large"));
         }
+        self.shared.engine.analyzer.analyze(text)
+    }
+
+    /// Session-level effects of a statement being sent: transactions, DDL,
+    /// SQL-level prepared statements. (Settings, roles and temporary objects
+    /// are not followed here: the server is asked, see `probe.rs`.)
+    fn note_statement(&mut self, statement: &Statement, standalone: bool, cycle: &mut Cycle) {
         match &statement.kind {
-            StatementKind::Ddl => cycle.ddl = true,
-            StatementKind::Read(read) if read.calls("set_config") => {
-                self.context.poison("set_config")
+            StatementKind::Ddl => {
+                cycle.ddl = true;
+                self.block_ddl = true;
             }
-            StatementKind::Transaction(TxCommand::Begin { isolation, .. }) => {
-                self.tx_read_committed = match isolation {
-                    None => self.context.default_read_committed && self.catalog_default_rc(),
-                    Some(i) => *i == Isolation::ReadCommitted,
+            // A DO block or something not understood may run DDL and commit
+            // on its own (DO and procedures may COMMIT).
+            StatementKind::Unknown => {
+                cycle.ddl = true;
+                cycle.self_committing = true;
+                self.block_ddl = true;
+            }
+            StatementKind::Call { .. } => cycle.self_committing = true,
+            StatementKind::Transaction(command) => {
+                match command {
+                    // Only a BEGIN alone, outside a block and with nothing
+                    // in flight, certainly starts a block with the isolation
+                    // it names; a bare BEGIN takes the session's default,
+                    // which the server is asked for.
+                    TxCommand::Begin {
+                        isolation: Some(isolation),
+                        ..
+                    } if standalone && self.tx_status == Some(TxStatus::Idle) => {
+                        self.block_read_committed = Some(*isolation == Isolation::ReadCommitted);
+                    }
+                    TxCommand::Savepoint | TxCommand::Release => {}
+                    TxCommand::RollbackToSavepoint => {
+                        if self.block_dirty {
+                            self.context.forget_state();
+                        }
+                    }
+                    _ => {
+                        self.block_read_committed = None;
+                        if self.block_dirty {
+                            // The block's SETs end with it, or with the
+                            // rollback to a savepoint.
+                            self.context.forget_state();
+                        }
+                    }
+                }
+                let commits_ddl = match command {
+                    TxCommand::Commit | TxCommand::PrepareTransaction => self.block_ddl,
+                    // A prepared transaction may hold DDL of another session.
+                    TxCommand::CommitPrepared => true,
+                    _ => false,
                 };
-            }
-            StatementKind::Transaction(TxCommand::SetTransaction { isolation })
-                if !matches!(isolation, None | Some(Isolation::ReadCommitted)) =>
-            {
-                self.tx_read_committed = false;
+                if commits_ddl && cycle.ddl_commit.is_none() {
+                    cycle.ddl_commit = Some(self.shared.engine.catalogs.begin_ddl_commit());
+                }
             }
             StatementKind::Prepare { name, inner } => {
-                self.sql_prepared
-                    .entry(name.clone())
-                    .or_insert_with(|| (**inner).clone());
+                cycle.sql_prepares.push((name.clone(), (**inner).clone()));
             }
             // SQL-level and protocol-level prepared statements share one
             // namespace: forget both kinds as the statement goes out, so a
@@ -605,30 +895,17 @@ impl Protocol {
                     self.statements.clear();
                 }
             },
-            StatementKind::Set(command @ SetCommand::DiscardAll) => {
+            StatementKind::Set(SetCommand::DiscardAll) => {
                 self.sql_prepared.clear();
                 self.statements.clear();
-                self.note_set(command, standalone, cycle);
             }
-            StatementKind::Set(command) => self.note_set(command, standalone, cycle),
             _ => {}
         }
-    }
-
-    fn note_set(&mut self, command: &SetCommand, standalone: bool, cycle: &mut Cycle) {
-        if Context::is_harmless(command) {
-            return;
-        }
-        match command {
-            SetCommand::Set { local: true, .. }
-            | SetCommand::SetRole { local: true, .. }
-            | SetCommand::SetSessionAuthorization { local: true, .. } => self.tx_uncacheable = true,
-            _ if standalone && self.status() == TxStatus::Idle && self.cycles.is_empty() => {
-                cycle.on_success = Some(command.clone());
-            }
-            // A SET a ROLLBACK (TO SAVEPOINT) may undo, or one among others
-            // that may fail: the proxy cannot follow it.
-            _ => self.context.poison("set_in_transaction"),
+        if cycle.ddl && cycle.ddl_commit.is_none() {
+            // In autocommit the DDL commits with this cycle; in a block it
+            // commits later (and `block_ddl` covers that), but marking the
+            // catalog now costs nothing the COMMIT would not.
+            cycle.ddl_commit = Some(self.shared.engine.catalogs.begin_ddl_commit());
         }
     }
 
@@ -640,19 +917,26 @@ impl Protocol {
         if let Some(reason) = self.context.poisoned() {
             return Some(reason);
         }
-        if !self.cycles.is_empty() {
+        if self.in_flight() {
             return Some("pipelined");
         }
         match self.tx_status {
-            Some(TxStatus::Idle) => None,
-            Some(TxStatus::InTransaction) if !self.tx_read_committed => Some("isolation"),
+            Some(TxStatus::Idle) => {}
             Some(TxStatus::InTransaction) if !self.uncommitted.is_empty() => {
-                Some("transaction_wrote")
+                return Some("transaction_wrote")
             }
-            Some(TxStatus::InTransaction) if self.tx_uncacheable => Some("set_local"),
-            Some(TxStatus::InTransaction) => None,
-            Some(TxStatus::Failed) => Some("failed_transaction"),
-            None => Some("startup"),
+            Some(TxStatus::InTransaction) => match self.block_read_committed {
+                Some(true) => {}
+                Some(false) => return Some("isolation"),
+                None => return Some("state_unknown"),
+            },
+            Some(TxStatus::Failed) => return Some("failed_transaction"),
+            None => return Some("startup"),
+        }
+        match self.context.probed() {
+            None => Some("state_unknown"),
+            Some(p) if p.temporary_relations => Some("temporary_objects"),
+            Some(_) => None,
         }
     }
 
@@ -664,6 +948,7 @@ impl Protocol {
         cacheable: &Cacheable,
         tag: u64,
         recording: bool,
+        planned_in: u64,
     ) -> Lookup {
         let engine = &self.shared.engine;
         let now = Instant::now();
@@ -698,6 +983,7 @@ impl Protocol {
             payload: BytesMut::new(),
             recording,
             complete: false,
+            planned_in,
         })
     }
 
@@ -718,6 +1004,7 @@ impl Protocol {
             catalog: catalog.map(|(s, db)| (&**s, *db)),
             search_path,
             role,
+            scope_known: self.context.probed().is_some(),
             sql_prepared: &self.sql_prepared,
         }
     }
@@ -738,7 +1025,7 @@ impl Protocol {
         if let Some(plan) = self.plans.get(&epoch, analysis) {
             return plan;
         }
-        let (search_path, role) = self.name_scope(catalog);
+        let (search_path, role) = self.name_scope();
         let planner = self.planner(policy, catalog, &search_path, &role);
         let mut writes = WriteSet::Nothing;
         for statement in &analysis.statements {
@@ -749,25 +1036,29 @@ impl Protocol {
             Some(_) if !writes.is_empty() => Err("volatile_function"),
             Some(read) => planner.cacheable(read, &analysis.fingerprint),
         };
-        let plan = Arc::new(Plan { writes, cacheable });
+        let changes_state = analysis
+            .statements
+            .iter()
+            .any(|statement| planner.changes_state(statement));
+        let plan = Arc::new(Plan {
+            writes,
+            cacheable,
+            changes_state,
+        });
         if PlanMemo::may_keep(analysis) {
             self.plans.put(epoch, analysis.clone(), plan.clone());
         }
         plan
     }
 
-    /// The search_path and role that unqualified names resolve with.
-    fn name_scope(&self, catalog: Option<&(Arc<Snapshot>, u32)>) -> (Vec<String>, String) {
-        let role = self.context.current_role().to_string();
-        let path = self.context.search_path().unwrap_or_else(|| match catalog {
-            Some((snapshot, _)) => snapshot.default_search_path(&role),
-            None => vec!["$user".into(), "public".into()],
-        });
-        (path, role)
-    }
-
-    fn catalog_default_rc(&self) -> bool {
-        self.role_default_read_committed
+    /// The search_path and role that unqualified names resolve with, as the
+    /// server last said. Unknown: only `pg_catalog` (searched implicitly
+    /// first), and the planner resolves no unqualified relation name.
+    fn name_scope(&self) -> (Vec<String>, String) {
+        match (self.context.search_path(), self.context.current_role()) {
+            (Some(path), Some(role)) => (path, role.to_string()),
+            _ => (Vec::new(), self.context.user.clone()),
+        }
     }
 
     /// The catalog snapshot of the session's database, loading it on first use.
@@ -799,15 +1090,7 @@ impl Protocol {
         };
         let index = catalog.index();
         match catalog.snapshot_at(now).await {
-            Ok(snapshot) => {
-                let seen = (snapshot.serial(), self.context.digest());
-                if self.role_default_seen != Some(seen) {
-                    self.role_default_read_committed =
-                        snapshot.default_isolation_is_read_committed(self.context.current_role());
-                    self.role_default_seen = Some(seen);
-                }
-                Some((snapshot, index))
-            }
+            Ok(snapshot) => Some((snapshot, index)),
             Err(e) => {
                 warn!(database = %self.context.database, error = %e, "catalog reload failed");
                 None
@@ -819,29 +1102,50 @@ impl Protocol {
 
     /// One whole server message; appends what the client should get to `client`.
     pub fn on_server_message(&mut self, tag: u8, message: &[u8], client: &mut BytesMut) {
-        if self.cycles.front().is_some_and(|c| c.silent) {
+        if let Some(internal) = self.cycles.front().and_then(|c| c.internal) {
             match tag {
                 backend::READY_FOR_QUERY => {
                     self.cycles.pop_front();
                     self.tx_status = TxStatus::from_message(message);
+                    if internal == Internal::Probe {
+                        self.take_answer();
+                    }
                     return;
                 }
-                backend::PARSE_COMPLETE => return,
+                backend::DATA_ROW => {
+                    if internal == Internal::Probe {
+                        self.answer = Answer::from_data_row(message);
+                    }
+                    return;
+                }
+                backend::PARSE_COMPLETE
+                | backend::ROW_DESCRIPTION
+                | backend::COMMAND_COMPLETE
+                | backend::NOTICE_RESPONSE => return,
                 backend::ERROR_RESPONSE
                     if !severity_of(message).is_some_and(|s| s == b"FATAL" || s == b"PANIC") =>
                 {
+                    self.answer = None;
                     return;
                 }
-                // Notices, notifications, ParameterStatus, a FATAL error: as usual.
+                // Notifications, ParameterStatus, a FATAL error: as usual.
                 _ => {}
             }
         }
         match tag {
             backend::READY_FOR_QUERY => self.finish_cycle(message),
+            backend::AUTHENTICATION => {
+                if message.get(5..9) == Some(&[0, 0, 0, 0]) {
+                    self.authenticated = true;
+                }
+            }
             backend::PARSE_COMPLETE => {
                 if let Some(cycle) = self.cycles.front_mut() {
-                    if cycle.parse_completes.pop_front() == Some(true) {
-                        return; // answers a Parse the proxy injected
+                    match cycle.parse_completes.pop_front() {
+                        // Answers a Parse the proxy injected.
+                        Some(ParseSlot::Injected) => return,
+                        Some(ParseSlot::Client(name)) => self.statements.confirmed(&name),
+                        None => {}
                     }
                 }
             }
@@ -857,16 +1161,12 @@ impl Protocol {
                         if capture.recording && !capture.complete && capture.record(message) {
                             capture.complete = complete;
                         } else if capture.recording {
-                            if let Some(c) = cycle.capture.take() {
-                                c.abandon();
-                            }
+                            cycle.abandon_capture();
                         }
                     }
-                    if complete {
-                        // The write is done (in autocommit it is even committed):
-                        // invalidate before the client hears of it.
-                        self.shared.engine.invalidate(&cycle.writes);
-                    }
+                }
+                if complete {
+                    self.on_command_complete(message);
                 }
             }
             backend::ERROR_RESPONSE => {
@@ -874,18 +1174,17 @@ impl Protocol {
                     self.server_said_fatal = true;
                 }
                 if let Some(cycle) = self.cycles.front_mut() {
-                    cycle.failed = true;
-                    if let Some(c) = cycle.capture.take() {
-                        c.abandon();
+                    if !cycle.failed {
+                        cycle.syntax_error = is_syntax_error_in_text(message);
                     }
+                    cycle.failed = true;
+                    cycle.abandon_capture();
                 }
             }
             backend::COPY_IN_RESPONSE | backend::COPY_BOTH_RESPONSE => {
                 self.copy_in = true;
                 if let Some(cycle) = self.cycles.front_mut() {
-                    if let Some(c) = cycle.capture.take() {
-                        c.abandon();
-                    }
+                    cycle.abandon_capture();
                 }
             }
             backend::PARAMETER_STATUS => {
@@ -902,21 +1201,75 @@ impl Protocol {
                 // A notice, notification, NoData, PortalSuspended, COPY...: not
                 // something to replay from the cache.
                 if let Some(cycle) = self.cycles.front_mut() {
-                    if let Some(c) = cycle.capture.take() {
-                        c.abandon();
-                    }
+                    cycle.abandon_capture();
                 }
             }
         }
         client.extend_from_slice(message);
     }
 
+    /// A statement finished. What it wrote is done (in autocommit even
+    /// committed): invalidate before the client hears of it. A COMMIT or
+    /// ROLLBACK ends the block whatever the status says next (`COMMIT AND
+    /// CHAIN`, `COMMIT; BEGIN` in one query): what the block wrote is
+    /// invalidated now.
+    fn on_command_complete(&mut self, message: &[u8]) {
+        let engine = &self.shared.engine;
+        let Some(cycle) = self.cycles.front_mut() else {
+            return;
+        };
+        cycle.completed += 1;
+        let mut writes =
+            if engine.catalogs.ddl_settled_since(cycle.planned_in) || cycle.writes.is_empty() {
+                cycle.writes.clone()
+            } else {
+                // Planned against a catalog older than a DDL that may have
+                // committed before this statement ran.
+                WriteSet::Everything
+            };
+        let tag = command_tag(message).unwrap_or_default();
+        // ("ROLLBACK" is also the tag of ROLLBACK TO SAVEPOINT, after which
+        // the block and its earlier writes go on; a rollback needs no
+        // invalidation anyway.)
+        let ends_block = matches!(tag, "COMMIT" | "PREPARE TRANSACTION" | "COMMIT PREPARED");
+        if ends_block {
+            if let Some(guard) = cycle.ddl_commit.take() {
+                // Before the invalidation: a plan made after it uses a
+                // catalog loaded after the commit.
+                drop(guard);
+            }
+            writes.add(&self.uncommitted);
+            self.uncommitted = WriteSet::Nothing;
+            self.block_ddl = false;
+        }
+        engine.invalidate(&writes);
+    }
+
+    /// The probe in flight was answered (or failed: the state stays unknown
+    /// and the parked message is not cached).
+    fn take_answer(&mut self) {
+        match self.answer.take() {
+            Some(Answer::State(probed)) => {
+                let in_block = self.tx_status == Some(TxStatus::InTransaction);
+                self.block_read_committed = in_block.then_some(probed.read_committed);
+                if !in_block {
+                    self.block_dirty = false;
+                }
+                self.context.set_probed(probed);
+            }
+            Some(Answer::Isolation { read_committed })
+                if self.tx_status == Some(TxStatus::InTransaction) =>
+            {
+                self.block_read_committed = Some(read_committed);
+            }
+            Some(Answer::Isolation { .. }) | None => {}
+        }
+    }
+
     /// Part of a server message too large to inspect: relayed, never cached.
     pub fn on_server_part(&mut self, part: &[u8], client: &mut BytesMut) {
         if let Some(cycle) = self.cycles.front_mut() {
-            if let Some(c) = cycle.capture.take() {
-                c.abandon();
-            }
+            cycle.abandon_capture();
         }
         client.extend_from_slice(part);
     }
@@ -929,49 +1282,77 @@ impl Protocol {
     fn finish_cycle(&mut self, message: &[u8]) {
         self.copy_in = false;
         let status = TxStatus::from_message(message);
+        let first = self.tx_status.is_none();
         self.tx_status = status;
         let engine = &self.shared.engine;
-        if let Some(mut cycle) = self.cycles.pop_front() {
-            if let Some(capture) = cycle.capture.take() {
-                if !cycle.failed && capture.complete {
-                    let entry = Arc::new(Entry::new(
-                        capture.payload.freeze(),
-                        capture.generations,
-                        capture.taken_at,
-                        capture.ttl,
-                        capture.tag,
-                    ));
-                    engine
-                        .store
-                        .insert_arc(capture.key, entry.clone(), &engine.generations);
-                    if let Some(leader) = capture.leader {
-                        leader.complete(Some(entry));
-                    }
-                } else {
-                    capture.abandon();
-                }
+        let Some(mut cycle) = self.cycles.pop_front() else {
+            if !first {
+                // A ReadyForQuery no request of the client's asked for: the
+                // proxy no longer knows which answer belongs to which
+                // request. Nothing more is cached for this session, and
+                // whatever it may have written is invalidated.
+                warn!(backend_pid = ?self.backend_pid, "unexpected ReadyForQuery: the session is no longer cached");
+                self.context.poison("protocol_desync");
+                engine.invalidate(&WriteSet::Everything);
             }
-            if !cycle.failed {
-                if let Some(command) = cycle.on_success.take() {
-                    self.context.apply(&command);
-                }
+            return;
+        };
+        // Parses never answered were refused: those statements do not exist.
+        for slot in cycle.parse_completes.drain(..) {
+            if let ParseSlot::Client(name) = slot {
+                self.statements.refused(&name);
             }
-            if cycle.ddl {
-                engine.catalogs.mark_all_stale();
-            }
-            self.uncommitted.add(&cycle.writes);
-            self.shared.stats.record_cycle(
-                cycle.outcome,
-                cycle.started,
-                cycle.fingerprint.as_ref().map(|(id, f)| (*id, f)),
-            );
         }
+        for (name, statement) in cycle.sql_prepares.drain(..) {
+            if !cycle.failed {
+                self.sql_prepared.entry(name).or_insert(Some(statement));
+            } else if cycle.completed > 0 || cycle.self_committing {
+                // It may have run before the error: not known for sure.
+                self.sql_prepared.entry(name).or_insert(None);
+            }
+        }
+        let writes = cycle.effective_writes().clone();
+        if let Some(guard) = cycle.ddl_commit.take() {
+            if writes.is_empty() && cycle.failed {
+                guard.disarm();
+            } else {
+                drop(guard);
+            }
+        }
+        if let Some(capture) = cycle.capture.take() {
+            if !cycle.failed
+                && capture.complete
+                && engine.catalogs.ddl_settled_since(capture.planned_in)
+            {
+                let entry = Arc::new(Entry::new(
+                    capture.payload.freeze(),
+                    capture.generations,
+                    capture.taken_at,
+                    capture.ttl,
+                    capture.tag,
+                ));
+                engine
+                    .store
+                    .insert_arc(capture.key, entry.clone(), &engine.generations);
+                if let Some(leader) = capture.leader {
+                    leader.complete(Some(entry));
+                }
+            } else {
+                capture.abandon();
+            }
+        }
+        self.uncommitted.add(&writes);
+        self.shared.stats.record_cycle(
+            cycle.outcome,
+            cycle.started,
+            cycle.fingerprint.as_ref().map(|(id, f)| (*id, f)),
+        );
         if status != Some(TxStatus::InTransaction) && status != Some(TxStatus::Failed) {
             // Committed (or rolled back): invalidate what the block wrote, again.
             engine.invalidate(&self.uncommitted);
             self.uncommitted = WriteSet::Nothing;
-            self.tx_read_committed = true;
-            self.tx_uncacheable = false;
+            self.block_read_committed = None;
+            self.block_ddl = false;
         }
     }
 
@@ -984,7 +1365,10 @@ impl Protocol {
     /// Nothing in flight, no transaction open: the session can end without
     /// losing anything.
     pub fn is_idle(&self) -> bool {
-        self.cycles.is_empty() && self.batch.is_empty() && self.tx_status == Some(TxStatus::Idle)
+        self.cycles.is_empty()
+            && self.batch.is_empty()
+            && self.parked.is_none()
+            && self.tx_status == Some(TxStatus::Idle)
     }
 
     /// Requests sent whole (with their Sync) and not answered yet. A batch
@@ -1012,10 +1396,8 @@ impl Protocol {
         let engine = &self.shared.engine;
         let mut writes = std::mem::take(&mut self.uncommitted);
         for mut cycle in self.cycles.drain(..) {
-            writes.add(&cycle.writes);
-            if let Some(c) = cycle.capture.take() {
-                c.abandon();
-            }
+            writes.add(cycle.effective_writes());
+            cycle.abandon_capture();
         }
         engine.invalidate(&writes);
     }
@@ -1028,4 +1410,32 @@ struct Shape {
     /// The statement's Parse: this batch's, or the one that prepared it.
     parse: Bytes,
     analysis: Arc<Analysis>,
+}
+
+/// What part of the session's state a request needs known before it is
+/// planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wants {
+    Nothing,
+    /// Names to resolve: a write to an unqualified table.
+    Names,
+    /// A read that may be served or stored: names, the key's settings, and
+    /// inside a block its isolation.
+    Read,
+}
+
+/// What `analysis` needs known about the session before it is planned.
+fn wants_state(analysis: &Analysis) -> Wants {
+    if analysis.single_cacheable_read().is_some() {
+        return Wants::Read;
+    }
+    let unqualified_write = analysis.statements.iter().any(|s| match &s.kind {
+        StatementKind::Write(w) => w.targets.iter().any(|t| t.schema.is_none()),
+        _ => false,
+    });
+    if unqualified_write {
+        Wants::Names
+    } else {
+        Wants::Nothing
+    }
 }

@@ -186,7 +186,10 @@ impl<C: Split, S: Split> Relay<C, S> {
                     None => std::future::pending().await,
                 }
             };
-            let read_client = client.open && server.outbox.len() < HIGH_WATER;
+            // A message parked for a probe holds the client's input back,
+            // like a server that has not read the next query yet.
+            let read_client =
+                client.open && server.outbox.len() < HIGH_WATER && !self.protocol.parked();
             let read_server = server.open && client.outbox.len() < HIGH_WATER;
             if client.inbox.capacity() - client.inbox.len() < READ_CHUNK / 4 {
                 client.inbox.reserve(READ_CHUNK);
@@ -210,9 +213,20 @@ impl<C: Split, S: Split> Relay<C, S> {
                 r = server.reader.read_buf(&mut server.inbox), if read_server => {
                     match r {
                         Ok(0) => return self.server_lost(Ending::ServerClosed),
-                        Ok(_) => if let Err(e) = self.on_server_bytes() {
-                            return self.server_lost(Ending::ServerProtocolError(e));
-                        },
+                        Ok(_) => {
+                            if let Err(e) = self.on_server_bytes() {
+                                return self.server_lost(Ending::ServerProtocolError(e));
+                            }
+                            if self.protocol.ready_to_resume() {
+                                self.protocol
+                                    .resume(&mut self.server.outbox, &mut self.client.outbox)
+                                    .await;
+                                // What the client sent after the parked message.
+                                if let Some(ending) = self.take_client_bytes().await {
+                                    return ending;
+                                }
+                            }
+                        }
                         Err(e) => return self.server_lost(Ending::ServerIo(e)),
                     }
                 }
@@ -235,14 +249,8 @@ impl<C: Split, S: Split> Relay<C, S> {
                                 Ending::ClientClosed
                             }
                         }
-                        Ok(_) => if let Err(e) = self.on_client_bytes().await {
-                            self.tell_client(
-                                ErrorResponse::fatal(SqlState::PROTOCOL_VIOLATION, e.to_string()),
-                            );
-                            // The server must not see the rest of a broken stream.
-                            self.server.outbox.clear();
-                            self.server.open = false;
-                            return Ending::ClientProtocolError(e);
+                        Ok(_) => if let Some(ending) = self.take_client_bytes().await {
+                            return ending;
                         },
                         Err(e) => return Ending::ClientIo(e),
                     }
@@ -251,10 +259,28 @@ impl<C: Split, S: Split> Relay<C, S> {
         }
     }
 
+    /// [`Relay::on_client_bytes`]; a client that broke the protocol is told
+    /// why and the session ends.
+    async fn take_client_bytes(&mut self) -> Option<Ending> {
+        let e = self.on_client_bytes().await.err()?;
+        self.tell_client(ErrorResponse::fatal(
+            SqlState::PROTOCOL_VIOLATION,
+            e.to_string(),
+        ));
+        // The server must not see the rest of a broken stream.
+        self.server.outbox.clear();
+        self.server.open = false;
+        Some(Ending::ClientProtocolError(e))
+    }
+
     /// Frames what the client sent and hands it to the protocol, which queues
-    /// it for the server or answers it from the cache.
+    /// it for the server or answers it from the cache. Stops at a message
+    /// parked for a probe: the rest waits until it is processed.
     async fn on_client_bytes(&mut self) -> Result<(), FrameError> {
-        while let Some(piece) = self.client.framer.next(&mut self.client.inbox)? {
+        while !self.protocol.parked() {
+            let Some(piece) = self.client.framer.next(&mut self.client.inbox)? else {
+                break;
+            };
             match piece {
                 Piece::Message { tag, bytes } => {
                     self.protocol
@@ -273,7 +299,9 @@ impl<C: Split, S: Split> Relay<C, S> {
                 }
             }
         }
-        self.protocol.end_of_input(&mut self.server.outbox).await;
+        if !self.protocol.parked() {
+            self.protocol.end_of_input(&mut self.server.outbox).await;
+        }
         Ok(())
     }
 

@@ -19,8 +19,10 @@ pub struct StatementInfo {
     /// The client's Parse message, verbatim.
     pub parse: Bytes,
     pub analysis: Arc<Analysis>,
-    /// The server has this statement.
+    /// The server has this statement, or is about to (its Parse was sent).
     pub upstream: bool,
+    /// The server accepted it (ParseComplete), or the client was told so.
+    pub confirmed: bool,
 }
 
 #[derive(Default)]
@@ -41,10 +43,18 @@ impl Statements {
     }
 
     /// Records a Parse. A named statement that already exists is kept as it
-    /// was: the server will refuse the new one.
+    /// was: the server will refuse the new one. But if the existing one is
+    /// itself not confirmed yet, which of the two the server keeps depends
+    /// on whether the first fails: the name is forgotten, so whatever uses
+    /// it is planned as unknown.
     pub fn parsed(&mut self, name: &str, info: StatementInfo) {
-        if !name.is_empty() && self.statements.contains_key(name) {
-            return;
+        if !name.is_empty() {
+            if let Some(existing) = self.statements.get(name) {
+                if !existing.confirmed {
+                    self.statements.remove(name);
+                }
+                return;
+            }
         }
         if self.statements.len() >= MAX_TRACKED && !self.statements.contains_key(name) {
             self.overflowed = true;
@@ -63,6 +73,21 @@ impl Statements {
     pub fn clear(&mut self) {
         self.statements.clear();
         self.portals.clear();
+    }
+
+    /// The server answered the Parse of `name` with ParseComplete.
+    pub fn confirmed(&mut self, name: &str) {
+        if let Some(info) = self.statements.get_mut(name) {
+            info.confirmed = true;
+        }
+    }
+
+    /// The server refused the Parse of `name` (its cycle ended without a
+    /// ParseComplete for it): the statement does not exist.
+    pub fn refused(&mut self, name: &str) {
+        if self.statements.get(name).is_some_and(|i| !i.confirmed) {
+            self.statements.remove(name);
+        }
     }
 
     pub fn closed(&mut self, name: &str) {

@@ -23,6 +23,25 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// The analysis of a text the proxy does not analyse (too large): one
+    /// statement of unknown kind, which may write anything, change session
+    /// state or create temporary objects.
+    pub fn unknown(reason: &str) -> Analysis {
+        let fingerprint: Arc<str> = Arc::from(format!("/* {reason} */"));
+        let hash = blake3::hash(fingerprint.as_bytes());
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&hash.as_bytes()[..8]);
+        Analysis {
+            fingerprint,
+            fingerprint_id: u64::from_le_bytes(id),
+            statements: vec![Statement {
+                kind: StatementKind::Unknown,
+                creates_temp: true,
+            }],
+            error: Some(reason.to_string()),
+        }
+    }
+
     /// The statement's [`Read`] when the text is exactly one statement of kind
     /// `Read` that is cacheable as far as syntax goes.
     pub fn single_cacheable_read(&self) -> Option<&Read> {

@@ -91,6 +91,32 @@ fn put_field(buf: &mut BytesMut, code: u8, value: &str) {
     buf.put_u8(0);
 }
 
+/// The SQLSTATE of a relayed ErrorResponse (whole message with header).
+pub fn sqlstate_of(message: &[u8]) -> Option<&[u8]> {
+    field_of(message, b'C')
+}
+
+/// Whether a relayed ErrorResponse is a syntax error (42601) at a position
+/// of the client's own text (field 'P'), so the server ran none of it.
+pub fn is_syntax_error_in_text(message: &[u8]) -> bool {
+    sqlstate_of(message) == Some(b"42601") && field_of(message, b'P').is_some()
+}
+
+fn field_of(message: &[u8], wanted: u8) -> Option<&[u8]> {
+    let mut fields = message.get(5..)?;
+    while let Some((&code, rest)) = fields.split_first() {
+        if code == 0 {
+            break;
+        }
+        let end = rest.iter().position(|&b| b == 0)?;
+        if code == wanted {
+            return Some(&rest[..end]);
+        }
+        fields = &rest[end + 1..];
+    }
+    None
+}
+
 /// The non-localized severity of a relayed ErrorResponse (whole message with
 /// header), e.g. "FATAL". `None` if the message is malformed.
 pub fn severity_of(message: &[u8]) -> Option<&[u8]> {

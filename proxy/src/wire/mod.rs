@@ -29,6 +29,7 @@ pub mod backend {
     pub const COPY_BOTH_RESPONSE: u8 = b'W';
     pub const COPY_IN_RESPONSE: u8 = b'G';
     pub const DATA_ROW: u8 = b'D';
+    pub const NOTICE_RESPONSE: u8 = b'N';
     pub const PARSE_COMPLETE: u8 = b'1';
     pub const ROW_DESCRIPTION: u8 = b'T';
     pub const AUTHENTICATION: u8 = b'R';

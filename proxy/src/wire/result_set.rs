@@ -49,6 +49,33 @@ pub fn write_command_complete(out: &mut BytesMut, tag: &str) {
     frame(out, b'C', &body);
 }
 
+/// The tag of a whole CommandComplete message ("UPDATE 3", "COMMIT").
+pub fn command_tag(message: &[u8]) -> Option<&str> {
+    crate::wire::cursor::Cursor::body(message)?.cstr()
+}
+
+/// The column values of a whole DataRow message (NULL as `None`).
+pub fn data_row_values(message: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+    let mut cursor = crate::wire::cursor::Cursor::body(message)?;
+    let count = cursor.i16()?;
+    let mut values = Vec::with_capacity(usize::try_from(count).ok()?);
+    for _ in 0..count {
+        let len = cursor.i32()?;
+        values.push(match usize::try_from(len) {
+            Ok(n) => Some(cursor.bytes(n)?),
+            Err(_) => None,
+        });
+    }
+    Some(values)
+}
+
+/// Appends a simple Query message.
+pub fn write_query(out: &mut BytesMut, text: &str) {
+    let mut body = BytesMut::with_capacity(text.len() + 1);
+    put_cstr(&mut body, text);
+    frame(out, b'Q', &body);
+}
+
 fn put_cstr(buf: &mut BytesMut, s: &str) {
     buf.extend(s.bytes().filter(|&b| b != 0));
     buf.put_u8(0);
@@ -64,6 +91,35 @@ fn frame(out: &mut BytesMut, tag: u8, body: &[u8]) {
 mod tests {
     use super::*;
     use crate::wire::{Framer, Piece};
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        let mut out = BytesMut::new();
+        write_result_set(
+            &mut out,
+            &["a", "b"],
+            &[vec![Some("x".into()), None]],
+            "SELECT 1",
+        );
+        let mut framer = Framer::new(1 << 20, 1 << 20);
+        let mut seen = Vec::new();
+        while let Some(Piece::Message { tag, bytes }) = framer.next(&mut out).unwrap() {
+            match tag {
+                b'D' => {
+                    let values = data_row_values(&bytes).unwrap();
+                    assert_eq!(values, vec![Some(&b"x"[..]), None]);
+                }
+                b'C' => assert_eq!(command_tag(&bytes), Some("SELECT 1")),
+                _ => {}
+            }
+            seen.push(tag);
+        }
+        assert_eq!(seen, b"TDC");
+        assert_eq!(data_row_values(b"D\0\0\0\x0a\0\x01\0\0\0\x09"), None);
+        let mut q = BytesMut::new();
+        write_query(&mut q, "SELECT 1");
+        assert_eq!(crate::wire::query::text(&q), Some("SELECT 1"));
+    }
 
     #[test]
     fn frames_correctly() {

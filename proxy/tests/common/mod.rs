@@ -142,3 +142,27 @@ pub fn promtool() -> std::path::PathBuf {
     }
     panic!("promtool not found: install it with `apt-get install -y prometheus` (bash scripts/test.sh does)");
 }
+
+/// The first column of the first row of a simple-protocol query, as text.
+pub async fn value(client: &Client, sql: &str) -> String {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some(r.get(0).unwrap_or("NULL").to_string())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{sql}: no row"))
+}
+
+/// A fresh database `name` set up with `sql` run straight on the server.
+pub fn setup_db(cluster: &Cluster, name: &str, sql: &str) -> String {
+    let db = fresh_db(cluster, name);
+    cluster.psql(&db, sql).unwrap();
+    db
+}
