@@ -40,6 +40,11 @@ use crate::wire::{backend, frontend, parameter_status, query, TxStatus};
 const MAX_BATCH_BYTES: usize = 1 << 20;
 /// After the catalog of a database could not be loaded, try again after this.
 const CATALOG_RETRY: Duration = Duration::from_secs(10);
+/// Texts longer than this are analysed off the async workers.
+const ANALYZE_INLINE: usize = 8 << 10;
+/// SQL-level prepared statements tracked per session; EXECUTE of any other
+/// is planned as writing everything.
+const MAX_SQL_PREPARED: usize = 10_000;
 /// Statement texts longer than this are not analysed: they pass through as
 /// `too_large`, and are planned as writing everything.
 pub const MAX_ANALYZED_TEXT: usize = 64 << 10;
@@ -159,6 +164,16 @@ impl Protocol {
             | frontend::DESCRIBE
             | frontend::EXECUTE
             | frontend::CLOSE => {
+                if tag == frontend::PARSE {
+                    match Parse::decode(&message) {
+                        // A large text is analysed now, off the workers; the
+                        // batch finds it in the analyzer's cache.
+                        Some(p) if p.query.len() > ANALYZE_INLINE => {
+                            self.analyze(p.query).await;
+                        }
+                        _ => {}
+                    }
+                }
                 self.batch_bytes += message.len();
                 self.batch.push((tag, message));
                 if self.batch_bytes > MAX_BATCH_BYTES {
@@ -317,7 +332,7 @@ impl Protocol {
                 return;
             }
         };
-        let analysis = self.shared.engine.analyzer.analyze(text);
+        let analysis = self.analyze(text).await;
         if !probed && self.may_need_probe() {
             if let Some(ask) = self.probe_needed(wants_state(&analysis)) {
                 self.ask(ask, Parked::Query(message), server);
@@ -399,9 +414,7 @@ impl Protocol {
         for (tag, message) in &self.batch {
             let analysis = match *tag {
                 frontend::PARSE => match Parse::decode(message) {
-                    Some(p) if p.query.len() <= MAX_ANALYZED_TEXT => {
-                        self.shared.engine.analyzer.analyze(p.query)
-                    }
+                    Some(p) if p.query.len() <= MAX_ANALYZED_TEXT => self.analyze_bounded(p.query),
                     _ => continue,
                 },
                 frontend::BIND => {
@@ -479,6 +492,11 @@ impl Protocol {
             Some(Parked::Batch) => self.run_batch(server, client, true).await,
             None => {}
         }
+    }
+
+    /// Requests sent and not answered yet.
+    pub fn requests_in_flight(&self) -> usize {
+        self.cycles.len()
     }
 
     /// Requests in flight whose answers could change what the next one
@@ -666,7 +684,7 @@ impl Protocol {
             {
                 return None;
             }
-            let analysis = self.shared.engine.analyzer.analyze(parse.query);
+            let analysis = self.analyze_bounded(parse.query);
             (message.clone(), analysis)
         } else {
             // Only a statement the server is known to have accepted: a Parse
@@ -814,6 +832,20 @@ impl Protocol {
         server.extend_from_slice(frontend::SYNC_MESSAGE);
         info.upstream = true;
         self.cycles.push_back(Cycle::internal(Internal::Prepare));
+    }
+
+    /// [`Protocol::analyze_bounded`], with a large text analysed on the
+    /// blocking pool rather than on the async workers every session shares.
+    /// Later analyses of the same text find it in the analyzer's cache.
+    async fn analyze(&self, text: &str) -> Arc<Analysis> {
+        if text.len() <= ANALYZE_INLINE || text.len() > MAX_ANALYZED_TEXT {
+            return self.analyze_bounded(text);
+        }
+        let shared = self.shared.clone();
+        let owned = text.to_owned();
+        tokio::task::spawn_blocking(move || shared.engine.analyzer.analyze(&owned))
+            .await
+            .unwrap_or_else(|_| Arc::new(Analysis::unknown("analysis_failed")))
     }
 
     /// The analysis of a statement text, or for a text too large to analyse,
@@ -1304,7 +1336,10 @@ impl Protocol {
             }
         }
         for (name, statement) in cycle.sql_prepares.drain(..) {
-            if !cycle.failed {
+            if self.sql_prepared.len() >= MAX_SQL_PREPARED && !self.sql_prepared.contains_key(&name)
+            {
+                // Untracked: an EXECUTE of it is planned as unknown.
+            } else if !cycle.failed {
                 self.sql_prepared.entry(name).or_insert(Some(statement));
             } else if cycle.completed > 0 || cycle.self_committing {
                 // It may have run before the error: not known for sure.

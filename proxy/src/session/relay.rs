@@ -26,6 +26,9 @@ const INSPECT_LIMIT: usize = 1 << 20;
 /// Stop reading a side while the buffer of bytes it produced and that wait to be
 /// written holds this much.
 const HIGH_WATER: usize = 256 << 10;
+/// Stop reading a client while this many of its requests wait for answers
+/// (each costs the proxy a little memory until the server answers it).
+const MAX_IN_FLIGHT: usize = 1024;
 /// Read at least this much at a time.
 const READ_CHUNK: usize = 16 << 10;
 /// After one side has gone, how long the proxy keeps trying to deliver what the
@@ -170,6 +173,14 @@ impl<C: Split, S: Split> Relay<C, S> {
             if let Some(ending) = self.send_ready() {
                 return ending;
             }
+            let backlogged = self.client_backlogged();
+            if !backlogged && !self.protocol.parked() && !self.client.inbox.is_empty() {
+                // Messages left in the inbox when the buffers were full.
+                if let Some(ending) = self.take_client_bytes().await {
+                    return ending;
+                }
+            }
+            let backlogged = self.client_backlogged();
             // The idle clock runs only while nothing is in flight and no
             // transaction is open; any client byte restarts the loop.
             let idle_limit = self.idle_timeout.filter(|_| self.protocol.is_idle());
@@ -188,8 +199,11 @@ impl<C: Split, S: Split> Relay<C, S> {
             };
             // A message parked for a probe holds the client's input back,
             // like a server that has not read the next query yet.
-            let read_client =
-                client.open && server.outbox.len() < HIGH_WATER && !self.protocol.parked();
+            // Answers from the cache go to the client's buffer without the
+            // server: a client that sends but does not read is not read
+            // either, past the high-water mark or a number of requests in
+            // flight.
+            let read_client = client.open && !backlogged && !self.protocol.parked();
             let read_server = server.open && client.outbox.len() < HIGH_WATER;
             if client.inbox.capacity() - client.inbox.len() < READ_CHUNK / 4 {
                 client.inbox.reserve(READ_CHUNK);
@@ -277,7 +291,11 @@ impl<C: Split, S: Split> Relay<C, S> {
     /// it for the server or answers it from the cache. Stops at a message
     /// parked for a probe: the rest waits until it is processed.
     async fn on_client_bytes(&mut self) -> Result<(), FrameError> {
-        while !self.protocol.parked() {
+        loop {
+            if self.protocol.parked() || self.client_backlogged() {
+                // The rest stays in the inbox until the buffers drain.
+                return Ok(());
+            }
             let Some(piece) = self.client.framer.next(&mut self.client.inbox)? else {
                 break;
             };
@@ -299,10 +317,17 @@ impl<C: Split, S: Split> Relay<C, S> {
                 }
             }
         }
-        if !self.protocol.parked() {
-            self.protocol.end_of_input(&mut self.server.outbox).await;
-        }
+        self.protocol.end_of_input(&mut self.server.outbox).await;
         Ok(())
+    }
+
+    /// The client has more in flight than the proxy takes on: its answers
+    /// (from the server or the cache) fill the buffer toward it, or the
+    /// server's buffer is full, or too many requests wait for answers.
+    fn client_backlogged(&self) -> bool {
+        self.client.outbox.len() >= HIGH_WATER
+            || self.server.outbox.len() >= HIGH_WATER
+            || self.protocol.requests_in_flight() >= MAX_IN_FLIGHT
     }
 
     /// Frames what the server sent and hands it to the protocol, which queues
