@@ -13,6 +13,7 @@ use tokio_postgres::types::FromSql;
 use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
 
 use super::error::describe;
+use super::hidden_calls::{self, Domain, HiddenCalls, HiddenFacts, Reach, UserCast, UserOperator};
 use super::node_tree;
 use super::settings::parse_setconfig;
 use super::snapshot::{
@@ -64,6 +65,46 @@ SELECT 'c', conrelid, conbin::text FROM pg_constraint WHERE contype = 'c' AND co
 /// Operators run their implementing function.
 const OPERATORS: &str = "SELECT oid, oprcode::oid FROM pg_operator";
 
+/// User aggregates' support functions, and the function of the sort
+/// operator of MIN/MAX-like ones (0 where there is none).
+const AGGREGATES: &str = "SELECT aggfnoid::oid, ARRAY[aggtransfn::oid, aggfinalfn::oid, \
+     aggcombinefn::oid, aggserialfn::oid, aggdeserialfn::oid, aggmtransfn::oid, \
+     aggminvtransfn::oid, aggmfinalfn::oid, \
+     (SELECT oprcode::oid FROM pg_operator WHERE oid = aggsortop)] \
+     FROM pg_aggregate WHERE aggfnoid::oid >= 16384";
+
+/// Argument defaults run when a call leaves the argument out.
+const ARGUMENT_DEFAULTS: &str =
+    "SELECT oid, proargdefaults::text FROM pg_proc WHERE proargdefaults IS NOT NULL";
+
+/// Every domain with each of its CHECKs (one row per CHECK, or one row with
+/// NULL when it has none): a domain over a checked domain checks both.
+const DOMAINS: &str = "SELECT t.oid, t.typname, t.typbasetype, c.conbin::text FROM pg_type t \
+     LEFT JOIN pg_constraint c ON c.contypid = t.oid AND c.contype = 'c' \
+     WHERE t.typtype = 'd'";
+
+/// Functions taking or returning a domain (or an array of one): a call
+/// coerces to it, running its checks.
+const DOMAIN_SIGNATURES: &str = "SELECT p.oid, array_agg(DISTINCT d.oid) FROM pg_proc p \
+     CROSS JOIN LATERAL unnest(p.proargtypes::oid[] || p.prorettype) AS a(typ) \
+     JOIN pg_type t ON t.oid = a.typ \
+     JOIN pg_type d ON d.oid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END \
+     WHERE d.typtype = 'd' GROUP BY p.oid";
+
+const USER_OPERATORS: &str = "SELECT o.oid, o.oprname, o.oprcode::oid, o.oprcom, o.oprnegate, \
+     EXISTS (SELECT 1 FROM pg_amop a WHERE a.amopopr = o.oid) \
+     FROM pg_operator o WHERE o.oid >= 16384";
+
+const USER_CASTS: &str = "SELECT c.castfunc, c.castcontext, c.casttarget, t.typname \
+     FROM pg_cast c JOIN pg_type t ON t.oid = c.casttarget \
+     WHERE c.oid >= 16384 AND c.castmethod = 'f'";
+
+/// User base types with I/O functions of their own (arrays, enums, ranges
+/// and composites use built-in ones).
+const USER_TYPE_IO: &str = "SELECT ARRAY[typinput::oid, typoutput::oid, typreceive::oid, \
+     typsend::oid] FROM pg_type WHERE oid >= 16384 AND typtype = 'b' \
+     AND GREATEST(typinput::oid, typoutput::oid, typreceive::oid, typsend::oid) >= 16384";
+
 const FOREIGN_KEYS: &str =
     "SELECT conrelid, confrelid, confupdtype, confdeltype FROM pg_constraint \
      WHERE contype = 'f'";
@@ -89,6 +130,9 @@ const MASKING_SOURCES: &[&str] = &[
     "client",
     "session",
 ];
+
+/// `FirstNormalObjectId`: objects initdb creates have lower oids.
+const FIRST_USER_OID: Oid = 16384;
 
 const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema", "pg_toast"];
 
@@ -192,6 +236,10 @@ pub(super) async fn load(client: &mut Client) -> Result<Snapshot, String> {
         operators.insert(col(&row, 0)?, col(&row, 1)?);
     }
 
+    let facts = hidden_facts(&tx, &operators).await?;
+    let domain_volatility = hidden_calls::fold_volatility(&mut functions, &facts);
+    let hidden_calls = HiddenCalls::build(&facts, &functions, &domain_volatility);
+
     let mut view_deps: HashMap<Oid, Deps> = HashMap::new();
     let mut rule_deps: HashMap<Oid, Deps> = HashMap::new();
     let mut policy_deps: HashMap<Oid, Deps> = HashMap::new();
@@ -272,7 +320,84 @@ pub(super) async fn load(client: &mut Client) -> Result<Snapshot, String> {
         role_settings,
         server_search_path,
         server_isolation,
+        hidden_calls,
     })
+}
+
+/// What queries run without naming it (see `hidden_calls.rs`).
+/// `operators` maps every operator to its function.
+async fn hidden_facts(
+    tx: &Transaction<'_>,
+    operators: &HashMap<Oid, Oid>,
+) -> Result<HiddenFacts, String> {
+    let mut facts = HiddenFacts::default();
+    for row in query(tx, AGGREGATES).await? {
+        let reach = facts.function_reach.entry(col(&row, 0)?).or_default();
+        for oid in col::<Vec<Option<Oid>>>(&row, 1)?.into_iter().flatten() {
+            if oid != 0 {
+                reach.add_function(oid);
+            }
+        }
+    }
+    for row in query(tx, ARGUMENT_DEFAULTS).await? {
+        let tree: String = col(&row, 1)?;
+        let reach = facts.function_reach.entry(col(&row, 0)?).or_default();
+        reach.add_tree(&tree, operators);
+    }
+    for row in query(tx, DOMAINS).await? {
+        let oid: Oid = col(&row, 0)?;
+        let domain = facts.domains.entry(oid).or_insert_with(|| Domain {
+            name: String::new(),
+            base_type: 0,
+            reach: Reach::default(),
+        });
+        domain.name = col(&row, 1)?;
+        domain.base_type = col(&row, 2)?;
+        if let Some(check) = col::<Option<String>>(&row, 3)? {
+            domain.reach.add_tree(&check, operators);
+        }
+    }
+    let domain_oids: Vec<Oid> = facts.domains.keys().copied().collect();
+    for oid in domain_oids {
+        let base = facts.domains[&oid].base_type;
+        if facts.domains.contains_key(&base) {
+            if let Some(domain) = facts.domains.get_mut(&oid) {
+                domain.reach.add_domain(base);
+            }
+        }
+    }
+    for row in query(tx, DOMAIN_SIGNATURES).await? {
+        let reach = facts.function_reach.entry(col(&row, 0)?).or_default();
+        for domain in col::<Vec<Oid>>(&row, 1)? {
+            reach.add_domain(domain);
+        }
+    }
+    for row in query(tx, USER_OPERATORS).await? {
+        facts.operators.push(UserOperator {
+            oid: col(&row, 0)?,
+            name: col(&row, 1)?,
+            function: col(&row, 2)?,
+            commutator: col(&row, 3)?,
+            negator: col(&row, 4)?,
+            in_opclass: col(&row, 5)?,
+        });
+    }
+    for row in query(tx, USER_CASTS).await? {
+        let target: Oid = col(&row, 2)?;
+        facts.casts.push(UserCast {
+            function: col(&row, 0)?,
+            context: col::<i8>(&row, 1)? as u8,
+            target,
+            target_name: col(&row, 3)?,
+            target_is_builtin: target < FIRST_USER_OID,
+        });
+    }
+    for row in query(tx, USER_TYPE_IO).await? {
+        facts
+            .type_io
+            .extend(col::<Vec<Oid>>(&row, 0)?.into_iter().filter(|&f| f != 0));
+    }
+    Ok(facts)
 }
 
 /// The server's own search_path and default_transaction_isolation, i.e.

@@ -21,7 +21,9 @@
 //! Files: `config.rs` and `error.rs` the knobs and failures; `names.rs` the
 //! input names; `snapshot.rs` the loaded data; `load.rs` the catalog
 //! queries; `node_tree.rs` the references inside stored expressions (view
-//! queries, rules, policies, defaults); `resolve.rs` search_path resolution;
+//! queries, rules, policies, defaults); `hidden_calls.rs` the functions a
+//! query runs without naming them (aggregates' support functions, argument
+//! defaults, operators, casts, domain checks); `resolve.rs` search_path resolution;
 //! `closure.rs` read and write closures; `settings.rs` per-role defaults
 //! (search_path, isolation); `connection.rs` one database's control
 //! connection and refresh; `registry.rs` the map of databases.
@@ -36,6 +38,7 @@ mod closure;
 mod config;
 mod connection;
 mod error;
+mod hidden_calls;
 mod load;
 mod names;
 mod node_tree;

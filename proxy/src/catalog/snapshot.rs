@@ -5,6 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use super::hidden_calls::HiddenCalls;
+
 /// A PostgreSQL object id.
 pub type Oid = u32;
 
@@ -172,6 +174,8 @@ pub struct Snapshot {
     pub(super) column_deps: HashMap<Oid, Deps>,
     /// Referenced table -> its foreign keys.
     pub(super) fk_children: HashMap<Oid, Vec<FkEdge>>,
+    /// Volatility includes what a call runs unnamed (an aggregate's support
+    /// functions, argument defaults, domain checks): see `hidden_calls.rs`.
     pub(super) functions: HashMap<Oid, FunctionInfo>,
     /// proname -> oids of every overload in every schema.
     pub(super) functions_by_name: HashMap<String, Vec<Oid>>,
@@ -179,6 +183,8 @@ pub struct Snapshot {
     /// The server-wide defaults (postgresql.conf, or the built-in ones).
     pub(super) server_search_path: String,
     pub(super) server_isolation: String,
+    /// User operators, casts and domains whose functions are not IMMUTABLE.
+    pub(super) hidden_calls: HiddenCalls,
 }
 
 impl Snapshot {
@@ -205,6 +211,17 @@ impl Snapshot {
     /// The function with this oid.
     pub fn function(&self, oid: Oid) -> Option<&FunctionInfo> {
         self.functions.get(&oid)
+    }
+
+    /// Why a query whose analysis fingerprint is `fingerprint` may run a
+    /// function that is not IMMUTABLE without naming it: a user operator
+    /// (`volatile_operator`), cast (`volatile_cast`), domain CHECK
+    /// (`volatile_domain_check`) or type I/O function (`volatile_type_io`).
+    /// `None` when it cannot; then nothing was tokenized if the database
+    /// has no such object. Errs towards an answer: names are matched in any
+    /// schema, and objects syntax reaches unnamed match every query.
+    pub fn hidden_call_risk(&self, fingerprint: &str) -> Option<&'static str> {
+        self.hidden_calls.risk(fingerprint)
     }
 
     /// Number of relations of every kind (for metrics and logs).
