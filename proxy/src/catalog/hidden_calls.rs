@@ -19,8 +19,9 @@
 //! Only user objects (oid at or above 16384) count for operators, casts and
 //! types: the built-in ones are part of PostgreSQL's own volatility model.
 //! Wherever syntax can reach an object without naming it (comparisons that
-//! IN, BETWEEN or LIKE imply, operator classes used by ORDER BY and GROUP BY,
-//! implicit casts, type I/O of parameters), every query is at risk.
+//! IN, BETWEEN or LIKE imply, btree and hash operator families used by
+//! ORDER BY, GROUP BY and joins, implicit casts, type I/O of parameters),
+//! every query is at risk.
 
 use std::collections::{HashMap, HashSet};
 
@@ -105,8 +106,8 @@ pub(super) struct UserOperator {
     pub function: Oid,
     pub commutator: Oid,
     pub negator: Oid,
-    /// Member of an operator family: sorting, grouping, DISTINCT, merge and
-    /// hash joins and index scans call it without its name in the text.
+    /// Member of a btree or hash operator family: sorting, grouping,
+    /// DISTINCT, merge and hash joins call it without its name in the text.
     pub in_opclass: bool,
 }
 
@@ -132,6 +133,8 @@ pub(super) struct HiddenFacts {
     pub function_reach: HashMap<Oid, Reach>,
     pub domains: HashMap<Oid, Domain>,
     pub operators: Vec<UserOperator>,
+    /// User support functions of btree and hash operator families.
+    pub sort_hash_support: Vec<Oid>,
     pub casts: Vec<UserCast>,
     /// User base types' input, output, receive and send functions.
     pub type_io: Vec<Oid>,
@@ -242,6 +245,9 @@ impl HiddenCalls {
             }
             calls.operators.insert(op.name.clone());
         }
+        if facts.sort_hash_support.iter().any(|&f| non_immutable(f)) {
+            calls.always = calls.always.or(Some("volatile_operator"));
+        }
 
         for cast in facts.casts.iter().filter(|c| non_immutable(c.function)) {
             if IMPLICIT_CONTEXTS.contains(&cast.context) || cast.target_is_builtin {
@@ -264,8 +270,16 @@ impl HiddenCalls {
         }
 
         // A parameter's type comes by oid in Parse and a result's output
-        // function runs on every row: no syntax to look for.
-        if facts.type_io.iter().any(|&f| non_immutable(f)) {
+        // function runs on every row: no syntax to look for. Only VOLATILE
+        // counts: type I/O is C code, and STABLE is how PostgreSQL's own
+        // text and time types mark I/O that follows client_encoding,
+        // TimeZone or DateStyle, all part of the session's key (citext's
+        // binary I/O is STABLE for that reason).
+        if facts
+            .type_io
+            .iter()
+            .any(|&f| volatility(functions, f) == Volatility::Volatile)
+        {
             calls.always = calls.always.or(Some("volatile_type_io"));
         }
         calls
@@ -459,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn implicit_casts_and_type_io_are_always_reached() {
+    fn implicit_casts_support_functions_and_type_io_are_always_reached() {
         let mut functions: HashMap<Oid, FunctionInfo> = [function(1, Volatility::Stable)].into();
         let cast = |context, target_is_builtin| UserCast {
             function: 1,
@@ -479,7 +493,22 @@ mod tests {
             );
         }
         let facts = HiddenFacts {
+            sort_hash_support: vec![1],
+            ..HiddenFacts::default()
+        };
+        assert_eq!(
+            build(&facts, &mut functions).risk("select 1"),
+            Some("volatile_operator")
+        );
+        // STABLE type I/O follows keyed settings; VOLATILE may do anything.
+        functions.extend([function(2, Volatility::Volatile)]);
+        let facts = HiddenFacts {
             type_io: vec![1],
+            ..HiddenFacts::default()
+        };
+        assert_eq!(build(&facts, &mut functions).risk("select 1"), None);
+        let facts = HiddenFacts {
+            type_io: vec![1, 2],
             ..HiddenFacts::default()
         };
         assert_eq!(

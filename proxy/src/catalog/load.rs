@@ -83,17 +83,26 @@ const DOMAINS: &str = "SELECT t.oid, t.typname, t.typbasetype, c.conbin::text FR
      LEFT JOIN pg_constraint c ON c.contypid = t.oid AND c.contype = 'c' \
      WHERE t.typtype = 'd'";
 
-/// Functions taking or returning a domain (or an array of one): a call
-/// coerces to it, running its checks.
-const DOMAIN_SIGNATURES: &str = "SELECT p.oid, array_agg(DISTINCT d.oid) FROM pg_proc p \
-     CROSS JOIN LATERAL unnest(p.proargtypes::oid[] || p.prorettype) AS a(typ) \
-     JOIN pg_type t ON t.oid = a.typ \
-     JOIN pg_type d ON d.oid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END \
-     WHERE d.typtype = 'd' GROUP BY p.oid";
+/// Functions taking or returning one of the domains `$1` (or an array of
+/// one): a call coerces to it, running its checks. Asked only about domains
+/// whose checks are not IMMUTABLE, since it scans every function.
+const DOMAIN_SIGNATURES: &str = "SELECT p.oid, array_agg(DISTINCT d.domain) FROM pg_proc p \
+     JOIN (SELECT oid AS typ, oid AS domain FROM pg_type WHERE oid = ANY ($1) \
+           UNION ALL SELECT oid, typelem FROM pg_type \
+           WHERE typelem = ANY ($1) AND typcategory = 'A') d \
+       ON d.typ = p.prorettype OR d.typ = ANY (p.proargtypes) \
+     GROUP BY p.oid";
 
 const USER_OPERATORS: &str = "SELECT o.oid, o.oprname, o.oprcode::oid, o.oprcom, o.oprnegate, \
-     EXISTS (SELECT 1 FROM pg_amop a WHERE a.amopopr = o.oid) \
+     EXISTS (SELECT 1 FROM pg_amop a JOIN pg_am m ON m.oid = a.amopmethod \
+             WHERE a.amopopr = o.oid AND m.amname IN ('btree', 'hash')) \
      FROM pg_operator o WHERE o.oid >= 16384";
+
+/// User support functions of btree and hash operator families: sorting,
+/// grouping and hashing call them with no operator in the text.
+const SORT_HASH_SUPPORT: &str = "SELECT DISTINCT p.amproc::oid FROM pg_amproc p \
+     JOIN pg_opfamily f ON f.oid = p.amprocfamily JOIN pg_am m ON m.oid = f.opfmethod \
+     WHERE m.amname IN ('btree', 'hash') AND p.amproc::oid >= 16384";
 
 const USER_CASTS: &str = "SELECT c.castfunc, c.castcontext, c.casttarget, t.typname \
      FROM pg_cast c JOIN pg_type t ON t.oid = c.casttarget \
@@ -236,9 +245,7 @@ pub(super) async fn load(client: &mut Client) -> Result<Snapshot, String> {
         operators.insert(col(&row, 0)?, col(&row, 1)?);
     }
 
-    let facts = hidden_facts(&tx, &operators).await?;
-    let domain_volatility = hidden_calls::fold_volatility(&mut functions, &facts);
-    let hidden_calls = HiddenCalls::build(&facts, &functions, &domain_volatility);
+    let hidden_calls = hidden_calls(&tx, &operators, &mut functions).await?;
 
     let mut view_deps: HashMap<Oid, Deps> = HashMap::new();
     let mut rule_deps: HashMap<Oid, Deps> = HashMap::new();
@@ -324,8 +331,40 @@ pub(super) async fn load(client: &mut Client) -> Result<Snapshot, String> {
     })
 }
 
-/// What queries run without naming it (see `hidden_calls.rs`).
-/// `operators` maps every operator to its function.
+/// Folds into `functions` what calling them runs unnamed, and collects the
+/// operators, casts and domains a query reaches by syntax (see
+/// `hidden_calls.rs`). `operators` maps every operator to its function.
+async fn hidden_calls(
+    tx: &Transaction<'_>,
+    operators: &HashMap<Oid, Oid>,
+    functions: &mut HashMap<Oid, FunctionInfo>,
+) -> Result<HiddenCalls, String> {
+    let mut facts = hidden_facts(tx, operators).await?;
+    let mut domain_volatility = hidden_calls::fold_volatility(functions, &facts);
+    // Signatures only add edges from functions to domains: while every
+    // domain check is IMMUTABLE they cannot change anything.
+    let checked: Vec<Oid> = domain_volatility
+        .iter()
+        .filter(|(_, &v)| v != Volatility::Immutable)
+        .map(|(&oid, _)| oid)
+        .collect();
+    if !checked.is_empty() {
+        let rows = tx
+            .query(DOMAIN_SIGNATURES, &[&checked])
+            .await
+            .map_err(|e| describe(&e))?;
+        for row in rows {
+            let reach = facts.function_reach.entry(col(&row, 0)?).or_default();
+            for domain in col::<Vec<Oid>>(&row, 1)? {
+                reach.add_domain(domain);
+            }
+        }
+        domain_volatility = hidden_calls::fold_volatility(functions, &facts);
+    }
+    Ok(HiddenCalls::build(&facts, functions, &domain_volatility))
+}
+
+/// What queries run without naming it, before any volatility is known.
 async fn hidden_facts(
     tx: &Transaction<'_>,
     operators: &HashMap<Oid, Oid>,
@@ -366,12 +405,6 @@ async fn hidden_facts(
             }
         }
     }
-    for row in query(tx, DOMAIN_SIGNATURES).await? {
-        let reach = facts.function_reach.entry(col(&row, 0)?).or_default();
-        for domain in col::<Vec<Oid>>(&row, 1)? {
-            reach.add_domain(domain);
-        }
-    }
     for row in query(tx, USER_OPERATORS).await? {
         facts.operators.push(UserOperator {
             oid: col(&row, 0)?,
@@ -381,6 +414,9 @@ async fn hidden_facts(
             negator: col(&row, 4)?,
             in_opclass: col(&row, 5)?,
         });
+    }
+    for row in query(tx, SORT_HASH_SUPPORT).await? {
+        facts.sort_hash_support.push(col(&row, 0)?);
     }
     for row in query(tx, USER_CASTS).await? {
         let target: Oid = col(&row, 2)?;

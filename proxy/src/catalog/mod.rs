@@ -1,11 +1,16 @@
 //! What the proxy knows about each database's schema: a snapshot of the
 //! system catalogs, loaded over one control connection per database.
 //!
-//! The rest of the proxy asks the snapshot three kinds of question:
+//! The rest of the proxy asks the snapshot four kinds of question:
 //!
 //! * names: which relation a (possibly unqualified) name means for a session
 //!   with a given `search_path` ([`Snapshot::resolve`]), and how volatile the
-//!   functions of a name are ([`Snapshot::function_volatility`]);
+//!   functions of a name are ([`Snapshot::function_volatility`]; including
+//!   what a call runs unnamed: an aggregate's support functions, argument
+//!   defaults, the checks of domain-typed arguments);
+//! * hidden calls: whether a query's text reaches a user operator, cast,
+//!   domain CHECK or type I/O function that is not IMMUTABLE
+//!   ([`Snapshot::hidden_call_risk`]);
 //! * reads: every relation whose data a read depends on, and the functions
 //!   views and row-security policies call on the way
 //!   ([`Snapshot::read_closure`]);

@@ -61,6 +61,24 @@ async fn user_operators() {
 }
 
 #[tokio::test]
+async fn sort_support_is_reached_without_an_operator() {
+    let setup = format!(
+        "{LIMITS}
+        CREATE FUNCTION cmp_lo(int, int) RETURNS int STABLE LANGUAGE sql
+            AS 'SELECT btint4cmp($1 + min_allowed(), $2)';
+        CREATE OPERATOR CLASS lo_ops FOR TYPE int USING btree AS
+            OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
+            FUNCTION 1 cmp_lo(int, int);
+        "
+    );
+    let (_c, _db, s) = fresh("cat_hidden_opclass", &setup).await;
+    assert_eq!(
+        risk(&s, "SELECT a FROM t ORDER BY a"),
+        Some("volatile_operator")
+    );
+}
+
+#[tokio::test]
 async fn user_casts() {
     let setup = format!(
         "{LIMITS}
@@ -216,7 +234,7 @@ async fn user_type_io() {
     // Needs a superuser: the I/O functions reuse built-in C ones.
     let setup = "
         CREATE TYPE num;
-        CREATE FUNCTION num_in(cstring) RETURNS num STABLE LANGUAGE internal AS 'int4in';
+        CREATE FUNCTION num_in(cstring) RETURNS num VOLATILE LANGUAGE internal AS 'int4in';
         CREATE FUNCTION num_out(num) RETURNS cstring IMMUTABLE LANGUAGE internal AS 'int4out';
         CREATE TYPE num (INPUT = num_in, OUTPUT = num_out, LIKE = int4);
         CREATE TYPE fixed;
@@ -229,9 +247,11 @@ async fn user_type_io() {
     // A parameter's type comes by oid: any query may run num_in.
     assert_eq!(risk(&s, "SELECT $1"), Some("volatile_type_io"));
 
+    // STABLE, as PostgreSQL marks I/O that follows client_encoding or
+    // TimeZone (keyed settings), is no risk.
     let (_c, _db, s) = fresh(
-        "cat_hidden_type_io_pure",
-        &setup.replace("STABLE", "IMMUTABLE"),
+        "cat_hidden_type_io_stable",
+        &setup.replace("VOLATILE", "STABLE"),
     )
     .await;
     assert_eq!(risk(&s, "SELECT $1::num"), None);
