@@ -1,8 +1,9 @@
 //! Functions a query runs without naming them (issue 10, hole 6), through a
 //! real proxy: an aggregate or argument default that reads another table
-//! (or takes nextval) must not be answered from the cache. Each hidden function reads `limits`; the
-//! write to `limits` goes through the proxy, which invalidates only what
-//! read `limits` by name, so a cached answer would be stale.
+//! (or takes nextval) must not be answered from the cache. Each hidden
+//! function reads `limits`; the write to `limits` goes through the proxy,
+//! which invalidates only what read `limits` by name, so a cached answer
+//! would be stale.
 
 mod common;
 
@@ -33,8 +34,6 @@ const BASE: &str = "
     CREATE TABLE limits (lo int);
     INSERT INTO limits VALUES (0);
     CREATE FUNCTION lo() RETURNS int STABLE LANGUAGE sql AS 'SELECT lo FROM limits';
-    CREATE TABLE calls (n int);
-    INSERT INTO calls VALUES (0);
 ";
 
 fn setup(cluster: &Cluster, name: &str, sql: &str) -> String {
