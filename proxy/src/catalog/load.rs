@@ -65,13 +65,14 @@ SELECT 'c', conrelid, conbin::text FROM pg_constraint WHERE contype = 'c' AND co
 /// Operators run their implementing function.
 const OPERATORS: &str = "SELECT oid, oprcode::oid FROM pg_operator";
 
-/// User aggregates' support functions, and the function of the sort
-/// operator of MIN/MAX-like ones (0 where there is none).
+/// Aggregates' support functions, and the function of the sort operator of
+/// MIN/MAX-like ones (0 where there is none). Built-in ones too: pg_proc
+/// marks `jsonb_object_agg` IMMUTABLE over STABLE support functions.
 const AGGREGATES: &str = "SELECT aggfnoid::oid, ARRAY[aggtransfn::oid, aggfinalfn::oid, \
      aggcombinefn::oid, aggserialfn::oid, aggdeserialfn::oid, aggmtransfn::oid, \
      aggminvtransfn::oid, aggmfinalfn::oid, \
      (SELECT oprcode::oid FROM pg_operator WHERE oid = aggsortop)] \
-     FROM pg_aggregate WHERE aggfnoid::oid >= 16384";
+     FROM pg_aggregate";
 
 /// Argument defaults run when a call leaves the argument out.
 const ARGUMENT_DEFAULTS: &str =

@@ -188,8 +188,12 @@ async fn aggregates() {
         volatility(&s, "plain_sum"),
         Some((Volatility::Immutable, false))
     );
-    // Built-in aggregates keep their own marking.
     assert_eq!(volatility(&s, "sum"), Some((Volatility::Immutable, true)));
+    // Built-in, marked IMMUTABLE, with STABLE support functions.
+    assert_eq!(
+        volatility(&s, "jsonb_object_agg"),
+        Some((Volatility::Stable, true))
+    );
 
     // A view's aggregate is checked through the view.
     let closure = s.read_closure(&[oid(&s, "public.totals")]);
