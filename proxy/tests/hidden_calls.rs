@@ -9,6 +9,7 @@ mod common;
 
 use common::{connect, fresh_db, proxy};
 use testkit::Cluster;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// The single text value of a simple-protocol query.
@@ -56,6 +57,35 @@ async fn changes_with_limits(client: &Client, query: &str, before: &str, lo: i32
         after,
         "{query} was answered from the cache"
     );
+}
+
+#[tokio::test]
+async fn views_coercing_to_checked_domains_are_not_cached() {
+    let cluster = Cluster::shared();
+    let db = setup(
+        cluster,
+        "hidden_domain_views",
+        "
+        CREATE DOMAIN above_lo AS int CHECK (VALUE > lo());
+        CREATE VIEW checked AS SELECT a::above_lo AS a FROM t;
+        ",
+    );
+    let proxy = proxy(cluster).await;
+    let c = connect(cluster, proxy.addr, &db).await;
+    let query = "SELECT a FROM checked";
+    assert_eq!(value(&c, query).await, "1");
+    assert_eq!(value(&c, query).await, "1");
+    c.batch_execute("UPDATE limits SET lo = 5").await.unwrap();
+    let err = c
+        .simple_query(query)
+        .await
+        .expect_err("the server raises the violation");
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::CHECK_VIOLATION),
+        "{query}: {err:?}"
+    );
+    proxy.shutdown().await.unwrap();
 }
 
 #[tokio::test]

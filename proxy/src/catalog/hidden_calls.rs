@@ -86,6 +86,9 @@ impl Reach {
         for builtin in refs.builtins {
             self.floor = self.floor.max(builtin.volatility);
         }
+        for domain in refs.domains {
+            self.add_domain(domain);
+        }
     }
 }
 
@@ -212,6 +215,9 @@ pub(super) struct HiddenCalls {
     operators: HashSet<String>,
     /// Type and domain names (as identifiers), with the reason.
     names: HashMap<String, &'static str>,
+    /// Domains whose checks are not IMMUTABLE, as pseudo-functions (oid 0)
+    /// for stored expressions that coerce to them (a view's `a::domain`).
+    checked_domains: HashMap<Oid, FunctionInfo>,
 }
 
 impl HiddenCalls {
@@ -264,9 +270,22 @@ impl HiddenCalls {
         }
 
         for (oid, domain) in &facts.domains {
-            if domain_volatility.get(oid) != Some(&Volatility::Immutable) {
-                calls.add_name(&domain.name, "volatile_domain_check");
+            let volatility = domain_volatility
+                .get(oid)
+                .copied()
+                .unwrap_or(Volatility::Volatile);
+            if volatility == Volatility::Immutable {
+                continue;
             }
+            calls.add_name(&domain.name, "volatile_domain_check");
+            let check = FunctionInfo {
+                oid: 0,
+                volatility,
+                is_system: false,
+                schema: String::new(),
+                name: format!("{} (domain check)", domain.name),
+            };
+            calls.checked_domains.insert(*oid, check);
         }
 
         // A parameter's type comes by oid in Parse and a result's output
@@ -283,6 +302,12 @@ impl HiddenCalls {
             calls.always = calls.always.or(Some("volatile_type_io"));
         }
         calls
+    }
+
+    /// The check of a domain a stored expression coerces to, if it is not
+    /// IMMUTABLE.
+    pub(super) fn domain_check(&self, domain: Oid) -> Option<&FunctionInfo> {
+        self.checked_domains.get(&domain)
     }
 
     fn add_name(&mut self, name: &str, reason: &'static str) {

@@ -85,13 +85,15 @@ const DOMAINS: &str = "SELECT t.oid, t.typname, t.typbasetype, c.conbin::text FR
      WHERE t.typtype = 'd'";
 
 /// Functions taking or returning one of the domains `$1` (or an array of
-/// one): a call coerces to it, running its checks. Asked only about domains
-/// whose checks are not IMMUTABLE, since it scans every function.
+/// one; OUT parameters too): a call coerces to it, running its checks.
+/// Asked only about domains whose checks are not IMMUTABLE, since it scans
+/// every function.
 const DOMAIN_SIGNATURES: &str = "SELECT p.oid, array_agg(DISTINCT d.domain) FROM pg_proc p \
      JOIN (SELECT oid AS typ, oid AS domain FROM pg_type WHERE oid = ANY ($1) \
            UNION ALL SELECT oid, typelem FROM pg_type \
            WHERE typelem = ANY ($1) AND typcategory = 'A') d \
        ON d.typ = p.prorettype OR d.typ = ANY (p.proargtypes) \
+          OR d.typ = ANY (p.proallargtypes) \
      GROUP BY p.oid";
 
 const USER_OPERATORS: &str = "SELECT o.oid, o.oprname, o.oprcode::oid, o.oprcom, o.oprnegate, \
@@ -270,6 +272,7 @@ pub(super) async fn load(client: &mut Client) -> Result<Snapshot, String> {
             &tree,
             &relations,
             &operators,
+            &hidden_calls,
         );
     }
 
@@ -501,6 +504,7 @@ fn add_references(
     tree: &str,
     relations: &HashMap<Oid, Relation>,
     operators: &HashMap<Oid, Oid>,
+    hidden_calls: &HiddenCalls,
 ) {
     let refs = node_tree::references(tree);
     for oid in refs.relations {
@@ -525,7 +529,11 @@ fn add_references(
             deps.functions.push(oid);
         }
     }
-    for builtin in refs.builtins {
+    let checks = refs
+        .domains
+        .iter()
+        .filter_map(|&domain| hidden_calls.domain_check(domain).cloned());
+    for builtin in refs.builtins.into_iter().chain(checks) {
         if !deps.builtins.contains(&builtin) {
             deps.builtins.push(builtin);
         }

@@ -111,9 +111,11 @@ impl FunctionInfo {
 pub(super) struct Deps {
     pub relations: Vec<Oid>,
     pub functions: Vec<Oid>,
-    /// CURRENT_TIMESTAMP, CURRENT_USER and the like: in PostgreSQL 15 these
-    /// are not function calls and leave no trace in pg_depend, so they are
-    /// found in the stored query tree and reported as STABLE functions.
+    /// What runs without a function oid in the stored tree, as
+    /// pseudo-functions (oid 0): CURRENT_TIMESTAMP, CURRENT_USER and the
+    /// like (in PostgreSQL 15 not function calls, and without a trace in
+    /// pg_depend; STABLE), and the checks of domains the expression coerces
+    /// to when they are not IMMUTABLE.
     pub builtins: Vec<FunctionInfo>,
 }
 

@@ -133,7 +133,11 @@ async fn domain_checks() {
         CREATE FUNCTION takes_pos2s(p pos2[]) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT 1';
         CREATE FUNCTION gives_past() RETURNS past IMMUTABLE LANGUAGE sql
             AS $$ SELECT DATE '2000-01-01' $$;
+        CREATE FUNCTION gives_row(OUT d past, OUT n int) IMMUTABLE LANGUAGE sql
+            AS $$ SELECT DATE '2000-01-01', 1 $$;
         CREATE FUNCTION takes_small(p small) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1';
+        CREATE VIEW positive AS SELECT a::pos2 AS p, a::small AS s FROM t;
+        CREATE VIEW bounded AS SELECT a::small AS s FROM t;
         "
     );
     let (_c, _db, s) = fresh("cat_hidden_domains", &setup).await;
@@ -153,10 +157,19 @@ async fn domain_checks() {
     assert_eq!(volatility(&s, "takes_pos"), stable);
     assert_eq!(volatility(&s, "takes_pos2s"), stable);
     assert_eq!(volatility(&s, "gives_past"), stable);
+    assert_eq!(volatility(&s, "gives_row"), stable);
     assert_eq!(
         volatility(&s, "takes_small"),
         Some((Volatility::Immutable, false))
     );
+
+    // A view that coerces to a domain runs its checks when read.
+    let worst = |view: &str| {
+        let closure = s.read_closure(&[oid(&s, view)]);
+        closure.view_functions.iter().map(|f| f.volatility).max()
+    };
+    assert_eq!(worst("public.positive"), Some(Volatility::Stable));
+    assert_eq!(worst("public.bounded"), None);
 }
 
 #[tokio::test]
