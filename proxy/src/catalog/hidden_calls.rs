@@ -135,6 +135,9 @@ pub(super) struct HiddenFacts {
     /// and result's checks.
     pub function_reach: HashMap<Oid, Reach>,
     pub domains: HashMap<Oid, Domain>,
+    /// Composite types with a field of a domain whose checks are not
+    /// IMMUTABLE.
+    pub checked_composites: Vec<String>,
     pub operators: Vec<UserOperator>,
     /// User support functions of btree and hash operator families.
     pub sort_hash_support: Vec<Oid>,
@@ -286,6 +289,9 @@ impl HiddenCalls {
                 name: format!("{} (domain check)", domain.name),
             };
             calls.checked_domains.insert(*oid, check);
+        }
+        for composite in &facts.checked_composites {
+            calls.add_name(composite, "volatile_domain_check");
         }
 
         // A parameter's type comes by oid in Parse and a result's output

@@ -96,6 +96,16 @@ const DOMAIN_SIGNATURES: &str = "SELECT p.oid, array_agg(DISTINCT d.domain) FROM
           OR d.typ = ANY (p.proallargtypes) \
      GROUP BY p.oid";
 
+/// Composite types (not tables' row types) with a field of one of the
+/// domains `$1` or an array of one: `ROW(..)::type` checks the field.
+const COMPOSITES_OF_DOMAINS: &str = "SELECT DISTINCT t.typname FROM pg_attribute a \
+     JOIN pg_class c ON c.oid = a.attrelid JOIN pg_type t ON t.oid = c.reltype \
+     LEFT JOIN pg_type f ON f.oid = a.atttypid \
+     WHERE c.relkind = 'c' AND a.attnum > 0 AND NOT a.attisdropped \
+       AND (a.atttypid = ANY ($1) OR (f.typcategory = 'A' AND f.typelem = ANY ($1)))";
+
+/// With each user operator, whether a btree or hash operator family holds
+/// it (other access methods run an operator only where the query names it).
 const USER_OPERATORS: &str = "SELECT o.oid, o.oprname, o.oprcode::oid, o.oprcom, o.oprnegate, \
      EXISTS (SELECT 1 FROM pg_amop a JOIN pg_am m ON m.oid = a.amopmethod \
              WHERE a.amopopr = o.oid AND m.amname IN ('btree', 'hash')) \
@@ -344,26 +354,33 @@ async fn hidden_calls(
     functions: &mut HashMap<Oid, FunctionInfo>,
 ) -> Result<HiddenCalls, String> {
     let mut facts = hidden_facts(tx, operators).await?;
-    let mut domain_volatility = hidden_calls::fold_volatility(functions, &facts);
-    // Signatures only add edges from functions to domains: while every
-    // domain check is IMMUTABLE they cannot change anything.
-    let checked: Vec<Oid> = domain_volatility
-        .iter()
-        .filter(|(_, &v)| v != Volatility::Immutable)
-        .map(|(&oid, _)| oid)
-        .collect();
-    if !checked.is_empty() {
-        let rows = tx
-            .query(DOMAIN_SIGNATURES, &[&checked])
-            .await
-            .map_err(|e| describe(&e))?;
-        for row in rows {
+    // Signatures only add edges from functions to domains whose checks are
+    // not IMMUTABLE, so they are asked for those alone; a domain whose check
+    // calls such a function then needs asking in turn.
+    let mut asked: HashSet<Oid> = HashSet::new();
+    let domain_volatility = loop {
+        let domain_volatility = hidden_calls::fold_volatility(functions, &facts);
+        let checked: Vec<Oid> = domain_volatility
+            .iter()
+            .filter(|&(oid, &v)| v != Volatility::Immutable && !asked.contains(oid))
+            .map(|(&oid, _)| oid)
+            .collect();
+        if checked.is_empty() {
+            break domain_volatility;
+        }
+        for row in query_with(tx, DOMAIN_SIGNATURES, &checked).await? {
             let reach = facts.function_reach.entry(col(&row, 0)?).or_default();
             for domain in col::<Vec<Oid>>(&row, 1)? {
                 reach.add_domain(domain);
             }
         }
-        domain_volatility = hidden_calls::fold_volatility(functions, &facts);
+        asked.extend(checked);
+    };
+    if !asked.is_empty() {
+        let asked: Vec<Oid> = asked.into_iter().collect();
+        for row in query_with(tx, COMPOSITES_OF_DOMAINS, &asked).await? {
+            facts.checked_composites.push(col(&row, 0)?);
+        }
     }
     Ok(HiddenCalls::build(&facts, functions, &domain_volatility))
 }
@@ -542,6 +559,11 @@ fn add_references(
 
 async fn query(tx: &Transaction<'_>, sql: &str) -> Result<Vec<Row>, String> {
     tx.query(sql, &[]).await.map_err(|e| describe(&e))
+}
+
+/// A query whose one parameter is a list of oids.
+async fn query_with(tx: &Transaction<'_>, sql: &str, oids: &[Oid]) -> Result<Vec<Row>, String> {
+    tx.query(sql, &[&oids]).await.map_err(|e| describe(&e))
 }
 
 /// One column, as an error instead of a panic if its type is not the

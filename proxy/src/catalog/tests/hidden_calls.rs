@@ -137,6 +137,12 @@ async fn domain_checks() {
             AS $$ SELECT DATE '2000-01-01', 1 $$;
         CREATE FUNCTION takes_small(p small) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1';
         CREATE VIEW positive AS SELECT a::pos2 AS p, a::small AS s FROM t;
+        CREATE TYPE pair AS (x pos, y int);
+        CREATE TYPE list AS (xs pos2[]);
+        CREATE TYPE plain AS (x small);
+        CREATE DOMAIN via_function AS int CHECK (takes_pos(VALUE) > 0);
+        CREATE FUNCTION takes_via(v via_function) RETURNS int IMMUTABLE LANGUAGE sql
+            AS 'SELECT $1';
         CREATE VIEW bounded AS SELECT a::small AS s FROM t;
         "
     );
@@ -151,6 +157,18 @@ async fn domain_checks() {
         Some("volatile_domain_check")
     );
     assert_eq!(risk(&s, "SELECT 5::small, a FROM t"), None);
+    // Composite types check their domain fields.
+    assert_eq!(
+        risk(&s, "SELECT ROW(1, 2)::pair"),
+        Some("volatile_domain_check")
+    );
+    assert_eq!(risk(&s, "SELECT $1::list"), Some("volatile_domain_check"));
+    assert_eq!(risk(&s, "SELECT ROW(1)::plain"), None);
+    // A check that calls a function with a checked domain argument.
+    assert_eq!(
+        risk(&s, "SELECT 1::via_function"),
+        Some("volatile_domain_check")
+    );
 
     // A call coerces its arguments and result to their domains.
     let stable = Some((Volatility::Stable, false));
@@ -158,6 +176,7 @@ async fn domain_checks() {
     assert_eq!(volatility(&s, "takes_pos2s"), stable);
     assert_eq!(volatility(&s, "gives_past"), stable);
     assert_eq!(volatility(&s, "gives_row"), stable);
+    assert_eq!(volatility(&s, "takes_via"), stable);
     assert_eq!(
         volatility(&s, "takes_small"),
         Some((Volatility::Immutable, false))
