@@ -390,8 +390,18 @@ async fn hidden_facts(
     tx: &Transaction<'_>,
     operators: &HashMap<Oid, Oid>,
 ) -> Result<HiddenFacts, String> {
+    // Sent together: the connection pipelines them, one round trip in all.
+    let (aggregates, defaults, domains, user_operators, support, casts, type_io) = tokio::try_join!(
+        query(tx, AGGREGATES),
+        query(tx, ARGUMENT_DEFAULTS),
+        query(tx, DOMAINS),
+        query(tx, USER_OPERATORS),
+        query(tx, SORT_HASH_SUPPORT),
+        query(tx, USER_CASTS),
+        query(tx, USER_TYPE_IO),
+    )?;
     let mut facts = HiddenFacts::default();
-    for row in query(tx, AGGREGATES).await? {
+    for row in aggregates {
         let reach = facts.function_reach.entry(col(&row, 0)?).or_default();
         for oid in col::<Vec<Option<Oid>>>(&row, 1)?.into_iter().flatten() {
             if oid != 0 {
@@ -399,12 +409,12 @@ async fn hidden_facts(
             }
         }
     }
-    for row in query(tx, ARGUMENT_DEFAULTS).await? {
+    for row in defaults {
         let tree: String = col(&row, 1)?;
         let reach = facts.function_reach.entry(col(&row, 0)?).or_default();
         reach.add_tree(&tree, operators);
     }
-    for row in query(tx, DOMAINS).await? {
+    for row in domains {
         let oid: Oid = col(&row, 0)?;
         let domain = facts.domains.entry(oid).or_insert_with(|| Domain {
             name: String::new(),
@@ -426,7 +436,7 @@ async fn hidden_facts(
             }
         }
     }
-    for row in query(tx, USER_OPERATORS).await? {
+    for row in user_operators {
         facts.operators.push(UserOperator {
             oid: col(&row, 0)?,
             name: col(&row, 1)?,
@@ -436,10 +446,10 @@ async fn hidden_facts(
             in_opclass: col(&row, 5)?,
         });
     }
-    for row in query(tx, SORT_HASH_SUPPORT).await? {
+    for row in support {
         facts.sort_hash_support.push(col(&row, 0)?);
     }
-    for row in query(tx, USER_CASTS).await? {
+    for row in casts {
         let target: Oid = col(&row, 2)?;
         facts.casts.push(UserCast {
             function: col(&row, 0)?,
@@ -449,7 +459,7 @@ async fn hidden_facts(
             target_is_builtin: target < FIRST_USER_OID,
         });
     }
-    for row in query(tx, USER_TYPE_IO).await? {
+    for row in type_io {
         facts
             .type_io
             .extend(col::<Vec<Oid>>(&row, 0)?.into_iter().filter(|&f| f != 0));
