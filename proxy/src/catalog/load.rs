@@ -13,6 +13,7 @@ use tokio_postgres::types::FromSql;
 use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
 
 use super::error::describe;
+use super::hidden_calls::{self, Domain, HiddenCalls, HiddenFacts, Reach, UserCast, UserOperator};
 use super::node_tree;
 use super::settings::parse_setconfig;
 use super::snapshot::{
@@ -64,6 +65,68 @@ SELECT 'c', conrelid, conbin::text FROM pg_constraint WHERE contype = 'c' AND co
 /// Operators run their implementing function.
 const OPERATORS: &str = "SELECT oid, oprcode::oid FROM pg_operator";
 
+/// Aggregates' support functions, and the function of the sort operator of
+/// MIN/MAX-like ones (0 where there is none). Built-in ones too: pg_proc
+/// marks `jsonb_object_agg` IMMUTABLE over STABLE support functions.
+const AGGREGATES: &str = "SELECT aggfnoid::oid, ARRAY[aggtransfn::oid, aggfinalfn::oid, \
+     aggcombinefn::oid, aggserialfn::oid, aggdeserialfn::oid, aggmtransfn::oid, \
+     aggminvtransfn::oid, aggmfinalfn::oid, \
+     (SELECT oprcode::oid FROM pg_operator WHERE oid = aggsortop)] \
+     FROM pg_aggregate";
+
+/// Argument defaults run when a call leaves the argument out.
+const ARGUMENT_DEFAULTS: &str =
+    "SELECT oid, proargdefaults::text FROM pg_proc WHERE proargdefaults IS NOT NULL";
+
+/// Every domain with each of its CHECKs (one row per CHECK, or one row with
+/// NULL when it has none): a domain over a checked domain checks both.
+const DOMAINS: &str = "SELECT t.oid, t.typname, t.typbasetype, c.conbin::text FROM pg_type t \
+     LEFT JOIN pg_constraint c ON c.contypid = t.oid AND c.contype = 'c' \
+     WHERE t.typtype = 'd'";
+
+/// Functions taking or returning one of the domains `$1` (or an array of
+/// one; OUT parameters too): a call coerces to it, running its checks.
+/// Asked only about domains whose checks are not IMMUTABLE, since it scans
+/// every function.
+const DOMAIN_SIGNATURES: &str = "SELECT p.oid, array_agg(DISTINCT d.domain) FROM pg_proc p \
+     JOIN (SELECT oid AS typ, oid AS domain FROM pg_type WHERE oid = ANY ($1) \
+           UNION ALL SELECT oid, typelem FROM pg_type \
+           WHERE typelem = ANY ($1) AND typcategory = 'A') d \
+       ON d.typ = p.prorettype OR d.typ = ANY (p.proargtypes) \
+          OR d.typ = ANY (p.proallargtypes) \
+     GROUP BY p.oid";
+
+/// Composite types (not tables' row types) with a field of one of the
+/// domains `$1` or an array of one: `ROW(..)::type` checks the field.
+const COMPOSITES_OF_DOMAINS: &str = "SELECT DISTINCT t.typname FROM pg_attribute a \
+     JOIN pg_class c ON c.oid = a.attrelid JOIN pg_type t ON t.oid = c.reltype \
+     LEFT JOIN pg_type f ON f.oid = a.atttypid \
+     WHERE c.relkind = 'c' AND a.attnum > 0 AND NOT a.attisdropped \
+       AND (a.atttypid = ANY ($1) OR (f.typcategory = 'A' AND f.typelem = ANY ($1)))";
+
+/// With each user operator, whether a btree or hash operator family holds
+/// it (other access methods run an operator only where the query names it).
+const USER_OPERATORS: &str = "SELECT o.oid, o.oprname, o.oprcode::oid, o.oprcom, o.oprnegate, \
+     EXISTS (SELECT 1 FROM pg_amop a JOIN pg_am m ON m.oid = a.amopmethod \
+             WHERE a.amopopr = o.oid AND m.amname IN ('btree', 'hash')) \
+     FROM pg_operator o WHERE o.oid >= 16384";
+
+/// User support functions of btree and hash operator families: sorting,
+/// grouping and hashing call them with no operator in the text.
+const SORT_HASH_SUPPORT: &str = "SELECT DISTINCT p.amproc::oid FROM pg_amproc p \
+     JOIN pg_opfamily f ON f.oid = p.amprocfamily JOIN pg_am m ON m.oid = f.opfmethod \
+     WHERE m.amname IN ('btree', 'hash') AND p.amproc::oid >= 16384";
+
+const USER_CASTS: &str = "SELECT c.castfunc, c.castcontext, c.casttarget, t.typname \
+     FROM pg_cast c JOIN pg_type t ON t.oid = c.casttarget \
+     WHERE c.oid >= 16384 AND c.castmethod = 'f'";
+
+/// User base types with I/O functions of their own (arrays, enums, ranges
+/// and composites use built-in ones).
+const USER_TYPE_IO: &str = "SELECT ARRAY[typinput::oid, typoutput::oid, typreceive::oid, \
+     typsend::oid] FROM pg_type WHERE oid >= 16384 AND typtype = 'b' \
+     AND GREATEST(typinput::oid, typoutput::oid, typreceive::oid, typsend::oid) >= 16384";
+
 const FOREIGN_KEYS: &str =
     "SELECT conrelid, confrelid, confupdtype, confdeltype FROM pg_constraint \
      WHERE contype = 'f'";
@@ -89,6 +152,9 @@ const MASKING_SOURCES: &[&str] = &[
     "client",
     "session",
 ];
+
+/// `FirstNormalObjectId`: objects initdb creates have lower oids.
+const FIRST_USER_OID: Oid = 16384;
 
 const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema", "pg_toast"];
 
@@ -192,6 +258,8 @@ pub(super) async fn load(client: &mut Client) -> Result<Snapshot, String> {
         operators.insert(col(&row, 0)?, col(&row, 1)?);
     }
 
+    let hidden_calls = hidden_calls(&tx, &operators, &mut functions).await?;
+
     let mut view_deps: HashMap<Oid, Deps> = HashMap::new();
     let mut rule_deps: HashMap<Oid, Deps> = HashMap::new();
     let mut policy_deps: HashMap<Oid, Deps> = HashMap::new();
@@ -214,6 +282,7 @@ pub(super) async fn load(client: &mut Client) -> Result<Snapshot, String> {
             &tree,
             &relations,
             &operators,
+            &hidden_calls,
         );
     }
 
@@ -272,7 +341,130 @@ pub(super) async fn load(client: &mut Client) -> Result<Snapshot, String> {
         role_settings,
         server_search_path,
         server_isolation,
+        hidden_calls,
     })
+}
+
+/// Folds into `functions` what calling them runs unnamed, and collects the
+/// operators, casts and domains a query reaches by syntax (see
+/// `hidden_calls.rs`). `operators` maps every operator to its function.
+async fn hidden_calls(
+    tx: &Transaction<'_>,
+    operators: &HashMap<Oid, Oid>,
+    functions: &mut HashMap<Oid, FunctionInfo>,
+) -> Result<HiddenCalls, String> {
+    let mut facts = hidden_facts(tx, operators).await?;
+    // Signatures only add edges from functions to domains whose checks are
+    // not IMMUTABLE, so they are asked for those alone; a domain whose check
+    // calls such a function then needs asking in turn.
+    let mut asked: HashSet<Oid> = HashSet::new();
+    let domain_volatility = loop {
+        let domain_volatility = hidden_calls::fold_volatility(functions, &facts);
+        let checked: Vec<Oid> = domain_volatility
+            .iter()
+            .filter(|&(oid, &v)| v != Volatility::Immutable && !asked.contains(oid))
+            .map(|(&oid, _)| oid)
+            .collect();
+        if checked.is_empty() {
+            break domain_volatility;
+        }
+        for row in query_with(tx, DOMAIN_SIGNATURES, &checked).await? {
+            let reach = facts.function_reach.entry(col(&row, 0)?).or_default();
+            for domain in col::<Vec<Oid>>(&row, 1)? {
+                reach.add_domain(domain);
+            }
+        }
+        asked.extend(checked);
+    };
+    if !asked.is_empty() {
+        let asked: Vec<Oid> = asked.into_iter().collect();
+        for row in query_with(tx, COMPOSITES_OF_DOMAINS, &asked).await? {
+            facts.checked_composites.push(col(&row, 0)?);
+        }
+    }
+    Ok(HiddenCalls::build(&facts, functions, &domain_volatility))
+}
+
+/// What queries run without naming it, before any volatility is known.
+async fn hidden_facts(
+    tx: &Transaction<'_>,
+    operators: &HashMap<Oid, Oid>,
+) -> Result<HiddenFacts, String> {
+    // Sent together: the connection pipelines them, one round trip in all.
+    let (aggregates, defaults, domains, user_operators, support, casts, type_io) = tokio::try_join!(
+        query(tx, AGGREGATES),
+        query(tx, ARGUMENT_DEFAULTS),
+        query(tx, DOMAINS),
+        query(tx, USER_OPERATORS),
+        query(tx, SORT_HASH_SUPPORT),
+        query(tx, USER_CASTS),
+        query(tx, USER_TYPE_IO),
+    )?;
+    let mut facts = HiddenFacts::default();
+    for row in aggregates {
+        let reach = facts.function_reach.entry(col(&row, 0)?).or_default();
+        for oid in col::<Vec<Option<Oid>>>(&row, 1)?.into_iter().flatten() {
+            if oid != 0 {
+                reach.add_function(oid);
+            }
+        }
+    }
+    for row in defaults {
+        let tree: String = col(&row, 1)?;
+        let reach = facts.function_reach.entry(col(&row, 0)?).or_default();
+        reach.add_tree(&tree, operators);
+    }
+    for row in domains {
+        let oid: Oid = col(&row, 0)?;
+        let domain = facts.domains.entry(oid).or_insert_with(|| Domain {
+            name: String::new(),
+            base_type: 0,
+            reach: Reach::default(),
+        });
+        domain.name = col(&row, 1)?;
+        domain.base_type = col(&row, 2)?;
+        if let Some(check) = col::<Option<String>>(&row, 3)? {
+            domain.reach.add_tree(&check, operators);
+        }
+    }
+    let domain_oids: Vec<Oid> = facts.domains.keys().copied().collect();
+    for oid in domain_oids {
+        let base = facts.domains[&oid].base_type;
+        if facts.domains.contains_key(&base) {
+            if let Some(domain) = facts.domains.get_mut(&oid) {
+                domain.reach.add_domain(base);
+            }
+        }
+    }
+    for row in user_operators {
+        facts.operators.push(UserOperator {
+            oid: col(&row, 0)?,
+            name: col(&row, 1)?,
+            function: col(&row, 2)?,
+            commutator: col(&row, 3)?,
+            negator: col(&row, 4)?,
+            in_opclass: col(&row, 5)?,
+        });
+    }
+    for row in support {
+        facts.sort_hash_support.push(col(&row, 0)?);
+    }
+    for row in casts {
+        let target: Oid = col(&row, 2)?;
+        facts.casts.push(UserCast {
+            function: col(&row, 0)?,
+            context: col::<i8>(&row, 1)? as u8,
+            target,
+            target_name: col(&row, 3)?,
+            target_is_builtin: target < FIRST_USER_OID,
+        });
+    }
+    for row in type_io {
+        facts
+            .type_io
+            .extend(col::<Vec<Oid>>(&row, 0)?.into_iter().filter(|&f| f != 0));
+    }
+    Ok(facts)
 }
 
 /// The server's own search_path and default_transaction_isolation, i.e.
@@ -339,6 +531,7 @@ fn add_references(
     tree: &str,
     relations: &HashMap<Oid, Relation>,
     operators: &HashMap<Oid, Oid>,
+    hidden_calls: &HiddenCalls,
 ) {
     let refs = node_tree::references(tree);
     for oid in refs.relations {
@@ -363,7 +556,11 @@ fn add_references(
             deps.functions.push(oid);
         }
     }
-    for builtin in refs.builtins {
+    let checks = refs
+        .domains
+        .iter()
+        .filter_map(|&domain| hidden_calls.domain_check(domain).cloned());
+    for builtin in refs.builtins.into_iter().chain(checks) {
         if !deps.builtins.contains(&builtin) {
             deps.builtins.push(builtin);
         }
@@ -372,6 +569,11 @@ fn add_references(
 
 async fn query(tx: &Transaction<'_>, sql: &str) -> Result<Vec<Row>, String> {
     tx.query(sql, &[]).await.map_err(|e| describe(&e))
+}
+
+/// A query whose one parameter is a list of oids.
+async fn query_with(tx: &Transaction<'_>, sql: &str, oids: &[Oid]) -> Result<Vec<Row>, String> {
+    tx.query(sql, &[&oids]).await.map_err(|e| describe(&e))
 }
 
 /// One column, as an error instead of a panic if its type is not the

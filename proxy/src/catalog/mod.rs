@@ -1,11 +1,16 @@
 //! What the proxy knows about each database's schema: a snapshot of the
 //! system catalogs, loaded over one control connection per database.
 //!
-//! The rest of the proxy asks the snapshot three kinds of question:
+//! The rest of the proxy asks the snapshot four kinds of question:
 //!
 //! * names: which relation a (possibly unqualified) name means for a session
 //!   with a given `search_path` ([`Snapshot::resolve`]), and how volatile the
-//!   functions of a name are ([`Snapshot::function_volatility`]);
+//!   functions of a name are ([`Snapshot::function_volatility`]; including
+//!   what a call runs unnamed: an aggregate's support functions, argument
+//!   defaults, the checks of domain-typed arguments);
+//! * hidden calls: whether a query's text reaches a user operator, cast,
+//!   domain CHECK or type I/O function that is not IMMUTABLE
+//!   ([`Snapshot::hidden_call_risk`]);
 //! * reads: every relation whose data a read depends on, and the functions
 //!   views and row-security policies call on the way
 //!   ([`Snapshot::read_closure`]);
@@ -21,7 +26,9 @@
 //! Files: `config.rs` and `error.rs` the knobs and failures; `names.rs` the
 //! input names; `snapshot.rs` the loaded data; `load.rs` the catalog
 //! queries; `node_tree.rs` the references inside stored expressions (view
-//! queries, rules, policies, defaults); `resolve.rs` search_path resolution;
+//! queries, rules, policies, defaults); `hidden_calls.rs` the functions a
+//! query runs without naming them (aggregates' support functions, argument
+//! defaults, operators, casts, domain checks); `resolve.rs` search_path resolution;
 //! `closure.rs` read and write closures; `settings.rs` per-role defaults
 //! (search_path, isolation); `connection.rs` one database's control
 //! connection and refresh; `registry.rs` the map of databases.
@@ -36,6 +43,7 @@ mod closure;
 mod config;
 mod connection;
 mod error;
+mod hidden_calls;
 mod load;
 mod names;
 mod node_tree;

@@ -47,6 +47,8 @@ pub(super) struct NodeRefs {
     /// PostgreSQL 15 they are SQLValueFunction nodes, not function calls,
     /// so they are reported as STABLE pseudo-functions with oid 0.
     pub builtins: Vec<FunctionInfo>,
+    /// Domains a value is coerced to (CoerceToDomain): their CHECKs run.
+    pub domains: Vec<Oid>,
 }
 
 /// Scans one tree. Unknown fields are ignored; oid 0 means "none".
@@ -83,7 +85,43 @@ pub(super) fn references(tree: &str) -> NodeRefs {
         }
     }
     refs.builtins = sql_value_functions(tree);
+    refs.domains = domain_coercions(tree);
     refs
+}
+
+/// The result types of the CoerceToDomain nodes in a tree. The field comes
+/// after the node's argument, itself a node, so it is looked for where the
+/// brackets are back at the node's own level.
+fn domain_coercions(tree: &str) -> Vec<Oid> {
+    const NODE: &str = "{COERCETODOMAIN ";
+    const FIELD: &str = ":resulttype ";
+    let mut found = Vec::new();
+    for (start, _) in tree.match_indices(NODE) {
+        let bytes = tree.as_bytes();
+        let mut depth = 0usize;
+        let mut i = start + NODE.len();
+        while i < bytes.len() {
+            match bytes[i] {
+                // An escaped character belongs to a token, never a bracket.
+                b'\\' => i += 1,
+                b'{' | b'(' => depth += 1,
+                b'}' | b')' if depth == 0 => break,
+                b'}' | b')' => depth -= 1,
+                b':' if depth == 0 && tree[i..].starts_with(FIELD) => {
+                    let (oids, _) = read_oids(tree, i + FIELD.len());
+                    for oid in oids {
+                        if oid != 0 && !found.contains(&oid) {
+                            found.push(oid);
+                        }
+                    }
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+    found
 }
 
 /// The oid value at `at`: a number, or a list `(o 1 2 3)`. Returns the
@@ -157,6 +195,20 @@ mod tests {
         assert_eq!(refs.operators, [1324, 97, 98, 96]);
         let names: Vec<&str> = refs.builtins.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["current_timestamp", "current_user"]);
+    }
+
+    #[test]
+    fn reads_domain_coercions_past_their_argument() {
+        let tree = "({TARGETENTRY :expr {COERCETODOMAIN :arg {FUNCEXPR :funcid 1 \
+            :args ({VAR :varno 3 :resulttype 99}) :name a\\}\\ :resulttype\\ 98} \
+            :resulttype 16403 :resulttypmod -1} :resno 1} \
+            {COERCETODOMAIN :arg {CONST :consttype 23 :constvalue 4 [ 5 0 0 0 ]} :resulttype 16403} \
+            {COERCETODOMAIN :arg {VAR :varno 1} :resulttype 16410})";
+        assert_eq!(references(tree).domains, [16403, 16410]);
+        assert!(references("{COERCETODOMAIN :arg {VAR").domains.is_empty());
+        assert!(references("{COERCETODOMAIN :arg {VAR} }")
+            .domains
+            .is_empty());
     }
 
     #[test]

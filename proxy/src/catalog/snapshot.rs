@@ -5,6 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use super::hidden_calls::HiddenCalls;
+
 /// A PostgreSQL object id.
 pub type Oid = u32;
 
@@ -109,9 +111,11 @@ impl FunctionInfo {
 pub(super) struct Deps {
     pub relations: Vec<Oid>,
     pub functions: Vec<Oid>,
-    /// CURRENT_TIMESTAMP, CURRENT_USER and the like: in PostgreSQL 15 these
-    /// are not function calls and leave no trace in pg_depend, so they are
-    /// found in the stored query tree and reported as STABLE functions.
+    /// What runs without a function oid in the stored tree, as
+    /// pseudo-functions (oid 0): CURRENT_TIMESTAMP, CURRENT_USER and the
+    /// like (in PostgreSQL 15 not function calls, and without a trace in
+    /// pg_depend; STABLE), and the checks of domains the expression coerces
+    /// to when they are not IMMUTABLE.
     pub builtins: Vec<FunctionInfo>,
 }
 
@@ -172,6 +176,8 @@ pub struct Snapshot {
     pub(super) column_deps: HashMap<Oid, Deps>,
     /// Referenced table -> its foreign keys.
     pub(super) fk_children: HashMap<Oid, Vec<FkEdge>>,
+    /// Volatility includes what a call runs unnamed (an aggregate's support
+    /// functions, argument defaults, domain checks): see `hidden_calls.rs`.
     pub(super) functions: HashMap<Oid, FunctionInfo>,
     /// proname -> oids of every overload in every schema.
     pub(super) functions_by_name: HashMap<String, Vec<Oid>>,
@@ -179,6 +185,8 @@ pub struct Snapshot {
     /// The server-wide defaults (postgresql.conf, or the built-in ones).
     pub(super) server_search_path: String,
     pub(super) server_isolation: String,
+    /// User operators, casts and domains whose functions are not IMMUTABLE.
+    pub(super) hidden_calls: HiddenCalls,
 }
 
 impl Snapshot {
@@ -205,6 +213,17 @@ impl Snapshot {
     /// The function with this oid.
     pub fn function(&self, oid: Oid) -> Option<&FunctionInfo> {
         self.functions.get(&oid)
+    }
+
+    /// Why a query whose analysis fingerprint is `fingerprint` may run a
+    /// function that is not IMMUTABLE without naming it: a user operator
+    /// (`volatile_operator`), cast (`volatile_cast`), domain CHECK
+    /// (`volatile_domain_check`) or type I/O function (`volatile_type_io`).
+    /// `None` when it cannot; then nothing was tokenized if the database
+    /// has no such object. Errs towards an answer: names are matched in any
+    /// schema, and objects syntax reaches unnamed match every query.
+    pub fn hidden_call_risk(&self, fingerprint: &str) -> Option<&'static str> {
+        self.hidden_calls.risk(fingerprint)
     }
 
     /// Number of relations of every kind (for metrics and logs).

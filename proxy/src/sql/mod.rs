@@ -80,6 +80,9 @@ pub use analysis::{
     TxCommand, Write,
 };
 pub use cache::{Analyzer, MAX_CACHED_TEXT};
+/// The tokenizer, for the catalog's check of what a fingerprint names
+/// (operators, type and domain names) without substring guesses.
+pub(crate) use lexer::{ident_value, tokenize, Kind as TokenKind};
 
 /// The fingerprint of `text` and its 64-bit id, without analyzing it.
 pub fn fingerprint(text: &str) -> (String, u64) {

@@ -3,6 +3,7 @@
 
 mod closures;
 mod functions;
+mod hidden_calls;
 mod refresh;
 mod resolution;
 mod settings;
