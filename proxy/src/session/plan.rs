@@ -131,8 +131,10 @@ impl Planner<'_> {
         }
     }
 
-    /// A user function can do anything a session can; of the built-in ones,
-    /// only set_config changes settings.
+    /// A user function can do anything a session can, unless it is
+    /// IMMUTABLE: the cache trusts that promise for results, and trusts it
+    /// for side effects too. Of the built-in functions, only set_config
+    /// changes settings.
     fn functions_change_state(&self, functions: &[FuncName]) -> bool {
         functions.iter().any(|f| {
             if is_syntax_or_value_function(f) {
@@ -142,7 +144,8 @@ impl Planner<'_> {
                 return true;
             };
             match snapshot.function_volatility(f, self.search_path, self.role) {
-                Some(info) => !info.is_system || info.name == "set_config",
+                Some(info) if info.is_system => info.name == "set_config",
+                Some(info) => info.volatility != Volatility::Immutable,
                 None => true,
             }
         })
@@ -306,6 +309,11 @@ impl Planner<'_> {
         }
         for info in &closure.view_functions {
             self.check_function(info)?;
+        }
+        // What the query runs without naming it: operators, casts, domain
+        // checks, type I/O.
+        if let Some(reason) = snapshot.hidden_call_risk(fingerprint) {
+            return Err(reason);
         }
         let resolution = self.policy.resolve(
             Some(fingerprint),

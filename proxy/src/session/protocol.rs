@@ -357,9 +357,6 @@ impl Protocol {
         for statement in &analysis.statements {
             self.note_statement(statement, standalone, &mut cycle);
         }
-        if plan.changes_state {
-            self.state_may_have_changed();
-        }
         if was_open {
             // Joined a batch in flight: never cached.
         } else if analysis.statements.len() > 1 {
@@ -400,6 +397,10 @@ impl Protocol {
                     }
                 }
             }
+        }
+        if plan.changes_state {
+            // Once it runs (an answer from the cache runs nothing).
+            self.state_may_have_changed();
         }
         cycle.started = started;
         cycle.fingerprint = Some((analysis.fingerprint_id, analysis.fingerprint.clone()));
