@@ -6,19 +6,26 @@ use super::action::{text, Action, Func, Msg};
 use super::rng::Rng;
 use super::universe::LOGINS;
 
-/// Cacheable reads, repeated often so the cache serves hits.
+/// Cacheable reads; the first `HOT` are drawn two times in three, so they
+/// repeat between writes and the cache serves hits.
+const HOT: usize = 3;
 const READS: &[&str] = &[
+    "SELECT secret FROM data",
+    "SELECT total FROM totals",
     "SELECT v FROM t WHERE id = 1",
     "SELECT id, v FROM t ORDER BY id",
     "SELECT sum(v) FROM t",
     "SELECT id, v FROM t_view ORDER BY id",
-    "SELECT total FROM totals",
-    "SELECT secret FROM data",
-    "SELECT secret FROM data",
     "SELECT secret FROM alice_only",
     "SELECT count(*), coalesce(sum(v), 0) FROM events",
     "SELECT secret FROM a.data",
     "SELECT current_user, current_setting('search_path')",
+    // Each calls a function that reads `rates` without naming it.
+    "SELECT 3 ## 4",
+    "SELECT scaled_sum(v) FROM t",
+    "SELECT 150::limited",
+    "SELECT (5::scaled_int).v",
+    "SELECT ticket()",
 ];
 
 const SESSION_STATE: &[&str] = &[
@@ -87,14 +94,24 @@ const FAILING: &[&str] = &[
     "SELECT v FROM t WHERE id = 1; SELECT no_such_column",
 ];
 
+fn read(rng: &mut Rng) -> Action {
+    let pool = if rng.below(3) < 2 {
+        &READS[..HOT]
+    } else {
+        READS
+    };
+    Action::simple("read", *rng.pick(pool))
+}
+
 fn write(rng: &mut Rng) -> Action {
     let id = rng.between(1, 5);
     let n = rng.between(0, 99);
-    let sql = match rng.below(6) {
+    let sql = match rng.below(7) {
         0 | 1 => format!("UPDATE t SET v = {n} WHERE id = {id}"),
         2 => format!("UPDATE t SET v = v + 1 WHERE id = {id}"),
         3 => format!("INSERT INTO events VALUES ({id}, {n})"),
         4 => format!("DELETE FROM events WHERE k = {id}"),
+        5 => format!("UPDATE rates SET factor = {} WHERE k = 1", id % 3 + 1),
         _ => format!("UPDATE data SET secret = 'secret-{n}'"),
     };
     Action::simple("write", sql)
@@ -198,9 +215,9 @@ type Family = fn(&mut Rng) -> Action;
 /// and sessions reconnect often enough that state the proxy stops sharing (a
 /// private context after set_config or a temporary table) does not last.
 const FAMILIES: &[(&str, usize, Family)] = &[
-    ("read", 40, |rng| Action::simple("read", *rng.pick(READS))),
+    ("read", 50, read),
     ("extended-read", 10, extended_read),
-    ("write", 10, write),
+    ("write", 7, write),
     ("pipeline", 2, pipeline),
     ("mixed-pipeline", 1, mixed_pipeline),
     ("session-state", 6, |rng| {
@@ -210,8 +227,8 @@ const FAMILIES: &[(&str, usize, Family)] = &[
         Action::simple("server-side-state", *rng.pick(SERVER_SIDE))
     }),
     ("function-call", 1, function_call),
-    ("sql-prepared", 4, sql_prepared),
-    ("protocol-prepared", 5, protocol_prepared),
+    ("sql-prepared", 3, sql_prepared),
+    ("protocol-prepared", 3, protocol_prepared),
     ("transaction", 8, |rng| {
         Action::simple("transaction", *rng.pick(TRANSACTIONS))
     }),

@@ -64,6 +64,31 @@ BEGIN
   RETURN 'private';
 END $$;
 
+-- Functions a query reaches without naming them, each reading `rates`.
+CREATE TABLE rates (k int PRIMARY KEY, factor int NOT NULL);
+INSERT INTO rates VALUES (1, 2);
+CREATE FUNCTION scaled(x int, y int) RETURNS int LANGUAGE sql STABLE
+  AS $$ SELECT x * (SELECT factor FROM rates WHERE k = 1) + y $$;
+CREATE OPERATOR ## (LEFTARG = int, RIGHTARG = int, FUNCTION = scaled);
+CREATE FUNCTION scaled_final(state int) RETURNS int LANGUAGE sql STABLE
+  AS $$ SELECT state * (SELECT factor FROM rates WHERE k = 1) $$;
+CREATE AGGREGATE scaled_sum(int) (SFUNC = int4pl, STYPE = int, INITCOND = '0',
+  FINALFUNC = scaled_final);
+CREATE FUNCTION below_limit(x int) RETURNS boolean LANGUAGE sql STABLE
+  AS $$ SELECT x < (SELECT factor FROM rates WHERE k = 1) * 100 $$;
+CREATE DOMAIN limited AS int CHECK (below_limit(VALUE));
+CREATE TYPE scaled_int AS (v int);
+CREATE FUNCTION to_scaled(x int) RETURNS scaled_int LANGUAGE sql STABLE
+  AS $$ SELECT ROW(x * (SELECT factor FROM rates WHERE k = 1))::scaled_int $$;
+CREATE CAST (int AS scaled_int) WITH FUNCTION to_scaled(int);
+CREATE SEQUENCE tickets;
+CREATE FUNCTION ticket(n bigint DEFAULT nextval('tickets')) RETURNS bigint
+  LANGUAGE sql IMMUTABLE AS $$ SELECT n $$;
+ALTER TABLE rates OWNER TO app;
+ALTER SEQUENCE tickets OWNER TO app;
+GRANT SELECT, UPDATE ON rates TO bob, rr;
+GRANT USAGE ON SEQUENCE tickets TO PUBLIC;
+
 ALTER TABLE a.data OWNER TO app;
 ALTER TABLE b.data OWNER TO app;
 ALTER TABLE public.data OWNER TO app;
