@@ -111,6 +111,11 @@ impl Lockstep {
         run
     }
 
+    /// The transaction status of `session` from its last ReadyForQuery.
+    pub fn status(&self, session: usize) -> u8 {
+        self.sessions[session].status
+    }
+
     /// Whether a session other than `session` is inside a transaction block.
     pub fn others_in_transaction(&self, session: usize) -> bool {
         self.sessions
@@ -174,14 +179,18 @@ impl Lockstep {
                 }
             }
         }
-        self.transcript.push_back(format!(
+        let entry = format!(
             "#{} s{} ({}) {}\n        -> {}",
             self.steps,
             session,
             LOGINS[session],
             action,
             summary.join(" ; then ")
-        ));
+        );
+        if std::env::var_os("PGCACHE_DIFF_TRACE").is_some() {
+            eprintln!("{entry}");
+        }
+        self.transcript.push_back(entry);
         if self.transcript.len() > transcript_length() {
             self.transcript.pop_front();
         }
