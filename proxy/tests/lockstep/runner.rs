@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
@@ -146,11 +147,15 @@ impl Lockstep {
         for (index, exchange) in action.exchanges.iter().enumerate() {
             match exchange {
                 Exchange::Reconnect => {
-                    let fresh = self.connect(session, action).await;
-                    let old = std::mem::replace(&mut self.sessions[session], fresh);
-                    for mut raw in [old.direct, old.proxied] {
+                    let pair = &mut self.sessions[session];
+                    for raw in [&mut pair.direct, &mut pair.proxied] {
                         let _ = raw.stream.write_all(&message(b'X', &[])).await;
+                        // The server releases the session's locks before it
+                        // closes the socket: waiting for that keeps the next
+                        // step from racing the cleanup on one side only.
+                        raw.closed_within(Duration::from_secs(5)).await;
                     }
+                    self.sessions[session] = self.connect(session, action).await;
                     summary.push("logged in".to_string());
                 }
                 Exchange::Send(msgs) => {

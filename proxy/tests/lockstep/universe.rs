@@ -14,6 +14,10 @@ use crate::common::fresh_db;
 /// transaction at REPEATABLE READ and may `SET ROLE app`.
 pub const LOGINS: [&str; 4] = ["app", "app", "bob", "rr"];
 
+/// The logins' lock and statement timeouts make a step that would wait on
+/// another session's lock fail the same way on both sides instead of
+/// stalling the lockstep. They are set on the roles, not the databases, so
+/// the proxy's own catalog connection never times out on a user's lock.
 const ROLES: &str = "
 CREATE ROLE alice LOGIN;
 CREATE ROLE bob LOGIN;
@@ -21,11 +25,15 @@ CREATE ROLE app LOGIN NOINHERIT IN ROLE alice, bob;
 CREATE ROLE rr LOGIN IN ROLE app;
 ALTER ROLE bob SET search_path = b, public;
 ALTER ROLE rr SET default_transaction_isolation = 'repeatable read';
+ALTER ROLE app SET lock_timeout = '250ms';
+ALTER ROLE bob SET lock_timeout = '250ms';
+ALTER ROLE rr SET lock_timeout = '250ms';
+ALTER ROLE app SET statement_timeout = '10s';
+ALTER ROLE bob SET statement_timeout = '10s';
+ALTER ROLE rr SET statement_timeout = '10s';
 ";
 
-/// Run as the superuser in each database. Lock and statement timeouts make a
-/// step that would wait on another session's lock fail the same way on both
-/// sides instead of stalling the lockstep.
+/// Run as the superuser in each database.
 const SCHEMA: &str = "
 CREATE SCHEMA a;
 CREATE SCHEMA b;
@@ -141,15 +149,6 @@ fn create_roles(cluster: &Cluster) {
 
 fn database(cluster: &Cluster, name: &str) -> Database {
     let db = fresh_db(cluster, name);
-    cluster
-        .psql(
-            "postgres",
-            &format!(
-                "ALTER DATABASE {db} SET lock_timeout = '250ms';
-                 ALTER DATABASE {db} SET statement_timeout = '10s';"
-            ),
-        )
-        .expect("database settings");
     cluster.psql(&db, SCHEMA).expect("create the universe");
     let oid = |function: &str| -> u32 {
         let out = cluster
