@@ -64,6 +64,10 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// Fresh twin databases named after `name`, a proxy, and every session
 /// logged in on both sides.
 async fn start(name: &str, origin: String) -> (Lockstep, ProxyHandle) {
+    start_as(name, origin, &universe::LOGINS).await
+}
+
+async fn start_as(name: &str, origin: String, logins: &[&'static str]) -> (Lockstep, ProxyHandle) {
     let cluster = Cluster::shared();
     let (direct, proxied) = universe::create(cluster, name);
     let proxy = proxy(cluster).await;
@@ -77,6 +81,7 @@ async fn start(name: &str, origin: String) -> (Lockstep, ProxyHandle) {
             addr: proxy.addr,
             db: proxied,
         },
+        logins,
     )
     .await;
     (run, proxy)
@@ -124,7 +129,12 @@ fn q(sql: &str) -> Action {
 /// Runs a scripted program on fresh databases; it fails at the first
 /// answer that differs.
 async fn scenario(name: &str, program: Vec<(usize, Action)>) {
-    let (mut run, proxy) = start(&format!("diff_{name}"), format!("scenario {name}")).await;
+    scenario_as(name, &universe::LOGINS, program).await;
+}
+
+async fn scenario_as(name: &str, logins: &[&'static str], program: Vec<(usize, Action)>) {
+    let (mut run, proxy) =
+        start_as(&format!("diff_{name}"), format!("scenario {name}"), logins).await;
     run.run(&program).await;
     proxy.shutdown().await.unwrap();
 }
@@ -396,6 +406,26 @@ async fn hole_7_set_role_keeps_the_login_search_path() {
 }
 
 #[tokio::test]
+async fn hole_7_alter_role_set_search_path_while_a_session_is_open() {
+    let read = "SELECT secret FROM data";
+    scenario_as(
+        "hole7_alter",
+        &[universe::CAROL, universe::CAROL],
+        vec![
+            (0, q(read)),
+            (
+                0,
+                Action::superuser("ALTER ROLE carol SET search_path = b, public"),
+            ),
+            (1, Action::reconnect()),
+            (0, q(read)),
+            (1, q(read)),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn hole_8_a_second_begin_keeps_repeatable_read() {
     scenario(
         "hole8_begin",
@@ -425,6 +455,29 @@ async fn hole_8_the_login_roles_isolation_survives_set_role() {
             (RR, Action::reconnect()),
             (RR, q("SET ROLE app")),
             (RR, q(READ_T)),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hole_8_alter_role_reset_isolation_keeps_an_open_sessions_level() {
+    let (old, writer, new) = (0, 1, 2);
+    scenario_as(
+        "hole8_alter",
+        &[universe::RR_RESET, "app", universe::RR_RESET],
+        vec![
+            (
+                old,
+                Action::superuser("ALTER ROLE rr_reset RESET default_transaction_isolation"),
+            ),
+            (new, Action::reconnect()),
+            (old, q("BEGIN")),
+            (old, q(READ_T)),
+            (writer, q("UPDATE t SET v = 77 WHERE id = 1")),
+            (old, q(READ_T)),
+            (new, q(READ_T)),
+            (old, q("COMMIT")),
         ],
     )
     .await;

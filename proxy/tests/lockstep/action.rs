@@ -89,11 +89,13 @@ impl fmt::Display for Msg {
 
 /// One round trip: messages sent together, then every answer up to the last
 /// ReadyForQuery they are owed. `Reconnect` replaces the session's pair of
-/// connections with fresh logins.
+/// connections with fresh logins. `Superuser` runs cluster-wide SQL (roles,
+/// ALTER SYSTEM) once, straight on the server, so it reaches both sides.
 #[derive(Clone, Debug)]
 pub enum Exchange {
     Send(Vec<Msg>),
     Reconnect,
+    Superuser(String),
 }
 
 impl Exchange {
@@ -101,6 +103,7 @@ impl Exchange {
         match self {
             Exchange::Send(msgs) => msgs.iter().filter(|m| m.owes_ready()).count(),
             Exchange::Reconnect => 1,
+            Exchange::Superuser(_) => 0,
         }
     }
 }
@@ -109,6 +112,7 @@ impl fmt::Display for Exchange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Exchange::Reconnect => write!(f, "reconnect"),
+            Exchange::Superuser(sql) => write!(f, "superuser on the server: {sql:?}"),
             Exchange::Send(msgs) => {
                 let shown: Vec<String> = msgs.iter().map(|m| m.to_string()).collect();
                 write!(f, "{}", shown.join(" | "))
@@ -257,6 +261,13 @@ impl Action {
 
     pub fn call(family: &'static str, func: Func, args: Vec<Option<String>>) -> Action {
         Action::messages(family, vec![Msg::Call { func, args }])
+    }
+
+    pub fn superuser(sql: &str) -> Action {
+        Action {
+            family: "superuser",
+            exchanges: vec![Exchange::Superuser(sql.into())],
+        }
     }
 
     pub fn reconnect() -> Action {

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
+use testkit::Cluster;
+
 use super::action::{Action, Exchange};
 use super::compare::{self, Message, CLOSED, SILENT};
-use super::universe::{Database, LOGINS};
+use super::universe::Database;
 use crate::common::raw::{message, startup_packet, Raw};
 
 /// How many earlier steps a failure report shows, unless
@@ -42,6 +44,8 @@ struct Pair {
 pub struct Lockstep {
     /// How to reproduce this run (a seed or a scenario's name).
     origin: String,
+    /// The login of each session, by index.
+    logins: Vec<&'static str>,
     direct: Side,
     proxied: Side,
     sessions: Vec<Pair>,
@@ -95,17 +99,23 @@ fn block(answer: &[String]) -> String {
 }
 
 impl Lockstep {
-    /// Logs every session of [`LOGINS`] in on both sides.
-    pub async fn start(origin: String, direct: Side, proxied: Side) -> Lockstep {
+    /// Logs a session in on both sides for each of `logins`.
+    pub async fn start(
+        origin: String,
+        direct: Side,
+        proxied: Side,
+        logins: &[&'static str],
+    ) -> Lockstep {
         let mut run = Lockstep {
             origin,
+            logins: logins.to_vec(),
             direct,
             proxied,
             sessions: Vec::new(),
             transcript: VecDeque::new(),
             steps: 0,
         };
-        for session in 0..LOGINS.len() {
+        for session in 0..logins.len() {
             let pair = run.connect(session, &Action::reconnect()).await;
             run.sessions.push(pair);
         }
@@ -130,8 +140,8 @@ impl Lockstep {
     }
 
     async fn connect(&mut self, session: usize, action: &Action) -> Pair {
-        let (direct, direct_answer) = login(&self.direct, LOGINS[session]).await;
-        let (proxied, proxied_answer) = login(&self.proxied, LOGINS[session]).await;
+        let (direct, direct_answer) = login(&self.direct, self.logins[session]).await;
+        let (proxied, proxied_answer) = login(&self.proxied, self.logins[session]).await;
         self.check(session, action, 0, &direct_answer, &proxied_answer);
         Pair {
             direct,
@@ -157,6 +167,13 @@ impl Lockstep {
                     }
                     self.sessions[session] = self.connect(session, action).await;
                     summary.push("logged in".to_string());
+                }
+                Exchange::Superuser(sql) => {
+                    let cluster = Cluster::shared();
+                    let out = cluster
+                        .psql("postgres", sql)
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                    summary.push(format!("superuser: {}", out.trim()));
                 }
                 Exchange::Send(msgs) => {
                     let owed = exchange.ready_owed();
@@ -188,7 +205,7 @@ impl Lockstep {
             "#{} s{} ({}) {}\n        -> {}",
             self.steps,
             session,
-            LOGINS[session],
+            self.logins[session],
             action,
             summary.join(" ; then ")
         );
@@ -237,7 +254,7 @@ impl Lockstep {
             self.origin,
             self.steps,
             session,
-            LOGINS[session],
+            self.logins[session],
             index + 1,
             action,
             first + 1,

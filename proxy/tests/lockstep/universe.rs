@@ -14,6 +14,11 @@ use crate::common::fresh_db;
 /// transaction at REPEATABLE READ and may `SET ROLE app`.
 pub const LOGINS: [&str; 4] = ["app", "app", "bob", "rr"];
 
+/// Roles whose defaults a scenario changes while their sessions are open;
+/// no other test logs in as them.
+pub const CAROL: &str = "carol";
+pub const RR_RESET: &str = "rr_reset";
+
 /// The logins' lock and statement timeouts make a step that would wait on
 /// another session's lock fail the same way on both sides instead of
 /// stalling the lockstep. They are set on the roles, not the databases, so
@@ -25,6 +30,10 @@ CREATE ROLE app LOGIN NOINHERIT IN ROLE alice, bob;
 CREATE ROLE rr LOGIN IN ROLE app;
 ALTER ROLE bob SET search_path = b, public;
 ALTER ROLE rr SET default_transaction_isolation = 'repeatable read';
+CREATE ROLE carol LOGIN;
+ALTER ROLE carol SET search_path = a, public;
+CREATE ROLE rr_reset LOGIN;
+ALTER ROLE rr_reset SET default_transaction_isolation = 'repeatable read';
 ALTER ROLE app SET lock_timeout = '250ms';
 ALTER ROLE bob SET lock_timeout = '250ms';
 ALTER ROLE rr SET lock_timeout = '250ms';
@@ -109,7 +118,7 @@ ALTER FUNCTION set_tenant(text) OWNER TO app;
 ALTER PROCEDURE use_schema(text) OWNER TO app;
 ALTER FUNCTION make_private() OWNER TO app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON a.data, b.data, public.data, t, totals, events, t_view
-  TO bob, rr;
+  TO bob, rr, carol, rr_reset;
 ";
 
 /// One side's database and the OIDs its FunctionCall messages need.
