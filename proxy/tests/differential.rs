@@ -117,7 +117,7 @@ async fn random_programs_answer_as_the_server_does() {
     }
     eprintln!("differential: seeds {first_seed}..{seed}, {total_steps} steps, {hits} cache hits");
     assert!(
-        hits * 40 >= total_steps as u64,
+        hits * 50 >= total_steps as u64,
         "the programs barely exercised the cache: {hits} hits in {total_steps} steps"
     );
 }
