@@ -7,6 +7,7 @@ pub mod certs;
 pub mod http;
 pub mod promql;
 pub mod raw;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output};
