@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use pgcache::config::parse_duration;
 use pgcache::{Proxy, ProxyConfig, Upstream};
@@ -12,7 +13,12 @@ use pgcache::{Proxy, ProxyConfig, Upstream};
 /// A caching proxy for PostgreSQL. Point psql or DATABASE_URL at it instead of
 /// the server; repeated reads are answered from memory, writes invalidate.
 #[derive(Parser)]
-#[command(name = "pgcache", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "pgcache",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -51,7 +57,14 @@ struct RunArgs {
     /// The PostgreSQL server: postgres://USER[:PASSWORD]@HOST:PORT/DBNAME. Clients
     /// log in with their own credentials; USER/PASSWORD here are the service account
     /// pgcache uses for its own catalog look-ups.
-    #[arg(long, env = "PGCACHE_UPSTREAM")]
+    // Optional only so that subcommands can go without it; clap enforces it
+    // (exit 2, shown in the usage line) when the proxy itself runs.
+    #[arg(
+        long,
+        env = "PGCACHE_UPSTREAM",
+        required = true,
+        hide_env_values = true
+    )]
     upstream: Option<String>,
     /// Policy TOML file (TTLs, per-table rules); reloaded when it changes.
     #[arg(long, env = "PGCACHE_POLICY")]
@@ -188,12 +201,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let Some(upstream) = args.upstream else {
-        anyhow::bail!(
-            "--upstream is required (or PGCACHE_UPSTREAM), e.g. --upstream postgres://pgcache@127.0.0.1:5432/postgres"
-        );
-    };
-    let upstream: Upstream = upstream.parse()?;
+    let upstream: Upstream = args
+        .upstream
+        .context("--upstream is required (or PGCACHE_UPSTREAM)")?
+        .parse()?;
     let mut config = ProxyConfig::new(args.listen, upstream);
     config.policy = args.policy;
     config.admin_listen = args.admin_listen;

@@ -32,10 +32,54 @@ fn help_documents_every_flag_and_its_environment_variable() {
 }
 
 #[test]
+fn help_never_prints_the_upstream_password() {
+    let out = pgcache()
+        .arg("--help")
+        .env(
+            "PGCACHE_UPSTREAM",
+            "postgres://svc:hunter2-secret@db.internal:5432/shop",
+        )
+        .env("PGCACHE_ADMIN_TOKEN", "token-secret")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(!help.contains("hunter2"), "{help}");
+    assert!(!help.contains("token-secret"), "{help}");
+    assert!(help.contains("PGCACHE_UPSTREAM"), "{help}");
+}
+
+#[test]
+fn usage_shows_upstream_as_required() {
+    let out = pgcache().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let usage = help
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .expect("a usage line");
+    assert!(usage.contains("--upstream <"), "{usage}");
+}
+
+#[test]
 fn missing_or_bad_upstream_is_a_clear_error() {
     let out = pgcache().env_remove("PGCACHE_UPSTREAM").output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--upstream is required"));
+    // 2 is clap's (and the convention's) exit status for a usage error.
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--upstream <"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Subcommands need no upstream.
+    let minimal =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies/minimal.toml");
+    let out = pgcache()
+        .env_remove("PGCACHE_UPSTREAM")
+        .arg("check-policy")
+        .arg(minimal)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
     let out = pgcache()
         .args(["--upstream", "mysql://nope"])
         .output()
