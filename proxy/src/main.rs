@@ -69,7 +69,9 @@ struct RunArgs {
     /// Policy TOML file (TTLs, per-table rules); reloaded when it changes.
     #[arg(long, env = "PGCACHE_POLICY")]
     policy: Option<PathBuf>,
-    /// Address of the admin HTTP server (/metrics, /healthz). Loopback by default.
+    /// Address of the admin HTTP server (/metrics, /healthz, /api/...). Off
+    /// unless given. It binds exactly this address: use a loopback one (e.g.
+    /// 127.0.0.1:9187) unless --admin-token is set; otherwise pgcache warns.
     #[arg(long, env = "PGCACHE_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
     /// Bearer token the admin API's mutating endpoints (POST) require. Without
@@ -227,8 +229,23 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .unwrap_or(usize::MAX)
             .min(pgcache::wire::MAX_MESSAGE_LEN);
     }
+    warn_if_admin_is_open(&config);
     let proxy = Proxy::bind(config).await?;
     proxy.run(shutdown_signal(args.shutdown_timeout)).await
+}
+
+/// The admin API can invalidate and reload; reachable from other machines
+/// without a token, anyone there can empty the cache.
+fn warn_if_admin_is_open(config: &ProxyConfig) {
+    let Some(addr) = config.admin_listen else {
+        return;
+    };
+    if !addr.ip().to_canonical().is_loopback() && config.admin_token.is_none() {
+        tracing::warn!(
+            admin_listen = %addr,
+            "the admin HTTP server listens beyond loopback without --admin-token: anyone who can reach it may invalidate the cache and reload the policy"
+        );
+    }
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {

@@ -183,3 +183,61 @@ fn check_policy_accepts_the_examples_and_names_the_line_of_an_error() {
     assert!(err.contains(":5:"), "names line 5: {err}");
     assert!(err.contains("ttl"), "names the key: {err}");
 }
+
+/// Starts the binary with `args` (the upstream need not exist: nothing
+/// connects to it) and returns its log up to the line saying it accepts
+/// connections.
+fn startup_log(args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    let port = testkit::free_port();
+    let mut child = pgcache()
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", "postgres://svc@127.0.0.1:1/postgres"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("accepting connections") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    log
+}
+
+#[test]
+fn admin_listen_beyond_loopback_without_a_token_warns() {
+    let open = startup_log(&[
+        "--admin-listen",
+        &format!("0.0.0.0:{}", testkit::free_port()),
+    ]);
+    assert!(open.contains("accepting connections"), "{open}");
+    assert!(
+        open.contains("WARN") && open.contains("--admin-token"),
+        "{open}"
+    );
+
+    let loopback = startup_log(&[
+        "--admin-listen",
+        &format!("127.0.0.1:{}", testkit::free_port()),
+    ]);
+    assert!(loopback.contains("accepting connections"), "{loopback}");
+    assert!(!loopback.contains("--admin-token"), "{loopback}");
+
+    let with_token = startup_log(&[
+        "--admin-listen",
+        &format!("0.0.0.0:{}", testkit::free_port()),
+        "--admin-token",
+        "s3cret",
+    ]);
+    assert!(with_token.contains("accepting connections"), "{with_token}");
+    assert!(!with_token.contains("--admin-token"), "{with_token}");
+}
