@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use pgcache::config::parse_duration;
 use pgcache::{Proxy, ProxyConfig, Upstream};
+use policies::parse_duration;
 
 /// A caching proxy for PostgreSQL. Point psql or DATABASE_URL at it instead of
 /// the server; repeated reads are answered from memory, writes invalidate.
@@ -116,7 +116,7 @@ struct RunArgs {
     tls_key: Option<PathBuf>,
     /// Largest message accepted from a client (e.g. 64MiB); PostgreSQL's own
     /// limit (1GiB) by default.
-    #[arg(long, env = "PGCACHE_MAX_MESSAGE_SIZE", value_parser = parse_size)]
+    #[arg(long, env = "PGCACHE_MAX_MESSAGE_SIZE", value_parser = policies::parse_size)]
     max_message_size: Option<u64>,
     /// Client connections beyond this many are refused (SQLSTATE 53300).
     #[arg(long, env = "PGCACHE_MAX_CLIENT_CONNECTIONS", default_value_t = 1000)]
@@ -246,10 +246,6 @@ fn warn_if_admin_is_open(config: &ProxyConfig) {
             "the admin HTTP server listens beyond loopback without --admin-token: anyone who can reach it may invalidate the cache and reload the policy"
         );
     }
-}
-
-fn parse_size(text: &str) -> Result<u64, String> {
-    policies::parse_size(text).map_err(|e| e.to_string())
 }
 
 /// Completes on SIGTERM (graceful: running transactions get `grace`) or

@@ -241,3 +241,43 @@ fn admin_listen_beyond_loopback_without_a_token_warns() {
     assert!(with_token.contains("accepting connections"), "{with_token}");
     assert!(!with_token.contains("--admin-token"), "{with_token}");
 }
+
+/// Durations on the command line follow the policy file's rules: a unit is
+/// required and nothing wraps around.
+#[test]
+fn durations_need_a_unit_and_never_overflow() {
+    for (flag, value, expected) in [
+        ("--startup-timeout", "5", "missing unit"),
+        ("--idle-timeout", "18446744073709551615h", "too large"),
+        (
+            "--shutdown-timeout",
+            "5 parsecs",
+            "expected a number followed by ms, s, m or h",
+        ),
+    ] {
+        let mut run = pgcache();
+        run.args(["--listen", "127.0.0.1:0"])
+            .args(["--upstream", "postgres://svc@127.0.0.1:1/postgres"])
+            .args([flag, value]);
+        // A value wrongly accepted starts the proxy: stop it rather than hang.
+        let out = output_within(run, Duration::from_secs(10));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(expected), "{flag} {value}: {err}");
+    }
+}
+
+/// Runs `command` to completion, or kills it after `limit`.
+fn output_within(mut command: Command, limit: Duration) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
