@@ -281,3 +281,10 @@ fn output_within(mut command: Command, limit: Duration) -> std::process::Output 
     let _ = child.kill();
     child.wait_with_output().unwrap()
 }
+
+#[test]
+fn logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let log = startup_log(&[]);
+    assert!(log.contains("accepting connections"), "{log}");
+    assert!(!log.contains('\x1b'), "{log:?}");
+}
