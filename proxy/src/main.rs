@@ -93,7 +93,8 @@ struct RunArgs {
     #[arg(long, env = "PGCACHE_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     connect_timeout: Duration,
     /// On SIGTERM, how long running transactions may go on before their
-    /// sessions are closed (idle sessions close at once; SIGINT closes all now).
+    /// sessions are closed (idle sessions close at once; SIGINT, or a second
+    /// SIGTERM, closes all now).
     #[arg(long, env = "PGCACHE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
     /// Client networks allowed to connect (comma-separated CIDR blocks, e.g.
@@ -234,7 +235,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     warn_if_admin_is_open(&config);
     let proxy = Proxy::bind(config).await?;
-    proxy.run(shutdown_signal(args.shutdown_timeout)).await
+    let mut signals = StopSignals::listen()?;
+    let (stop, stopping) = tokio::sync::oneshot::channel();
+    let running = proxy.run(async move { stopping.await.unwrap_or(Duration::ZERO) });
+    tokio::pin!(running);
+    let grace = tokio::select! {
+        result = &mut running => return result,
+        grace = signals.next(args.shutdown_timeout) => grace,
+    };
+    let _ = stop.send(grace);
+    tokio::select! {
+        result = running => result,
+        _ = signals.next(Duration::ZERO) => {
+            tracing::warn!("stop signal received again; closing the remaining sessions now");
+            Ok(())
+        }
+    }
 }
 
 /// The admin API can invalidate and reload; reachable from other machines
@@ -251,16 +267,28 @@ fn warn_if_admin_is_open(config: &ProxyConfig) {
     }
 }
 
-/// Completes on SIGTERM (graceful: running transactions get `grace`) or
-/// SIGINT (fast: sessions close as soon as they are idle, or now).
-async fn shutdown_signal(grace: Duration) -> Duration {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => Duration::ZERO,
-        _ = term.recv() => grace,
+/// SIGTERM and SIGINT, listened to from the start so that none is missed
+/// between the first (which begins the drain) and a second (which ends it).
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+        })
+    }
+
+    /// The next stop signal: SIGTERM lets running transactions go on for
+    /// `grace`; SIGINT lets sessions go on only until they are idle, or now.
+    async fn next(&mut self, grace: Duration) -> Duration {
+        tokio::select! {
+            _ = self.int.recv() => Duration::ZERO,
+            _ = self.term.recv() => grace,
+        }
     }
 }
