@@ -7,19 +7,7 @@
 # proxy/examples/bench.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/system-deps.sh
-
-if ! command -v pgpool >/dev/null 2>&1 && [ ! -x /usr/sbin/pgpool ]; then
-  echo "installing pgpool2" >&2
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "error: pgpool2 missing; run as root or: sudo apt-get install -y pgpool2" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  # The package's service is not wanted: the harness starts its own pgpool.
-  apt-get install -y -q --no-install-recommends pgpool2
-fi
+bash scripts/system-deps.sh bench
 
 cargo build --release -p pgcache --bins --example bench
 target_dir="${CARGO_TARGET_DIR:-target}"

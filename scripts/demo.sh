@@ -2,5 +2,5 @@
 # The demo: a throwaway PostgreSQL, pgcache in front of it, a workload, a report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/system-deps.sh
+bash scripts/system-deps.sh demo
 cargo run --release -p pgcache -- demo "$@"

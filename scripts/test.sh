@@ -2,7 +2,7 @@
 # The whole test suite: system packages, formatting, lints, every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/system-deps.sh
+bash scripts/system-deps.sh test
 # node-postgres for the driver tests (proxy/tests/drivers.rs), from the lock file.
 npm ci --prefix proxy/tests/drivers/node --no-audit --no-fund --loglevel=error
 cargo fmt --all -- --check

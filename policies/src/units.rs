@@ -1,4 +1,6 @@
-//! Durations ("500ms", "5s", "2m", "1h") and byte sizes ("512B", "64KiB", "1MB").
+//! Durations ("500ms", "5s", "2m", "1h") and byte sizes ("512B", "64KiB", "1MB"),
+//! for the policy file and for pgcache's command line alike, so that a value
+//! means the same wherever an operator writes it.
 //!
 //! Durations take exactly one whole number and one unit: `ms`, `s`, `m`, `h`
 //! (lower case, so `m` can never be misread as months). Combinations such as

@@ -1,18 +1,25 @@
 //! The `pgcache` command: run the proxy, or one of its tools.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use pgcache::config::parse_duration;
 use pgcache::{Proxy, ProxyConfig, Upstream};
+use policies::parse_duration;
 
 /// A caching proxy for PostgreSQL. Point psql or DATABASE_URL at it instead of
 /// the server; repeated reads are answered from memory, writes invalidate.
 #[derive(Parser)]
-#[command(name = "pgcache", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "pgcache",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -51,12 +58,21 @@ struct RunArgs {
     /// The PostgreSQL server: postgres://USER[:PASSWORD]@HOST:PORT/DBNAME. Clients
     /// log in with their own credentials; USER/PASSWORD here are the service account
     /// pgcache uses for its own catalog look-ups.
-    #[arg(long, env = "PGCACHE_UPSTREAM")]
+    // Optional only so that subcommands can go without it; clap enforces it
+    // (exit 2, shown in the usage line) when the proxy itself runs.
+    #[arg(
+        long,
+        env = "PGCACHE_UPSTREAM",
+        required = true,
+        hide_env_values = true
+    )]
     upstream: Option<String>,
     /// Policy TOML file (TTLs, per-table rules); reloaded when it changes.
     #[arg(long, env = "PGCACHE_POLICY")]
     policy: Option<PathBuf>,
-    /// Address of the admin HTTP server (/metrics, /healthz). Loopback by default.
+    /// Address of the admin HTTP server (/metrics, /healthz, /api/...). Off
+    /// unless given. It binds exactly this address: use a loopback one (e.g.
+    /// 127.0.0.1:9187) unless --admin-token is set; otherwise pgcache warns.
     #[arg(long, env = "PGCACHE_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
     /// Bearer token the admin API's mutating endpoints (POST) require. Without
@@ -77,7 +93,8 @@ struct RunArgs {
     #[arg(long, env = "PGCACHE_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     connect_timeout: Duration,
     /// On SIGTERM, how long running transactions may go on before their
-    /// sessions are closed (idle sessions close at once; SIGINT closes all now).
+    /// sessions are closed (idle sessions close at once; SIGINT, or a second
+    /// SIGTERM, closes all now).
     #[arg(long, env = "PGCACHE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
     /// Client networks allowed to connect (comma-separated CIDR blocks, e.g.
@@ -101,7 +118,7 @@ struct RunArgs {
     tls_key: Option<PathBuf>,
     /// Largest message accepted from a client (e.g. 64MiB); PostgreSQL's own
     /// limit (1GiB) by default.
-    #[arg(long, env = "PGCACHE_MAX_MESSAGE_SIZE", value_parser = parse_size)]
+    #[arg(long, env = "PGCACHE_MAX_MESSAGE_SIZE", value_parser = policies::parse_size)]
     max_message_size: Option<u64>,
     /// Client connections beyond this many are refused (SQLSTATE 53300).
     #[arg(long, env = "PGCACHE_MAX_CLIENT_CONNECTIONS", default_value_t = 1000)]
@@ -123,8 +140,10 @@ enum LogFormat {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes are noise in files and log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -188,12 +207,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let Some(upstream) = args.upstream else {
-        anyhow::bail!(
-            "--upstream is required (or PGCACHE_UPSTREAM), e.g. --upstream postgres://pgcache@127.0.0.1:5432/postgres"
-        );
-    };
-    let upstream: Upstream = upstream.parse()?;
+    let upstream: Upstream = args
+        .upstream
+        .context("--upstream is required (or PGCACHE_UPSTREAM)")?
+        .parse()?;
     let mut config = ProxyConfig::new(args.listen, upstream);
     config.policy = args.policy;
     config.admin_listen = args.admin_listen;
@@ -216,24 +233,62 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .unwrap_or(usize::MAX)
             .min(pgcache::wire::MAX_MESSAGE_LEN);
     }
+    warn_if_admin_is_open(&config);
     let proxy = Proxy::bind(config).await?;
-    proxy.run(shutdown_signal(args.shutdown_timeout)).await
-}
-
-fn parse_size(text: &str) -> Result<u64, String> {
-    policies::parse_size(text).map_err(|e| e.to_string())
-}
-
-/// Completes on SIGTERM (graceful: running transactions get `grace`) or
-/// SIGINT (fast: sessions close as soon as they are idle, or now).
-async fn shutdown_signal(grace: Duration) -> Duration {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
+    let mut signals = StopSignals::listen()?;
+    let (stop, stopping) = tokio::sync::oneshot::channel();
+    let running = proxy.run(async move { stopping.await.unwrap_or(Duration::ZERO) });
+    tokio::pin!(running);
+    let grace = tokio::select! {
+        result = &mut running => return result,
+        grace = signals.next(args.shutdown_timeout) => grace,
     };
+    let _ = stop.send(grace);
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => Duration::ZERO,
-        _ = term.recv() => grace,
+        result = running => result,
+        _ = signals.next(Duration::ZERO) => {
+            tracing::warn!("stop signal received again; closing the remaining sessions now");
+            Ok(())
+        }
+    }
+}
+
+/// The admin API can invalidate and reload; reachable from other machines
+/// without a token, anyone there can empty the cache.
+fn warn_if_admin_is_open(config: &ProxyConfig) {
+    let Some(addr) = config.admin_listen else {
+        return;
+    };
+    if !addr.ip().to_canonical().is_loopback() && config.admin_token.is_none() {
+        tracing::warn!(
+            admin_listen = %addr,
+            "the admin HTTP server listens beyond loopback without --admin-token: anyone who can reach it may invalidate the cache and reload the policy"
+        );
+    }
+}
+
+/// SIGTERM and SIGINT, listened to from the start so that none is missed
+/// between the first (which begins the drain) and a second (which ends it).
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+        })
+    }
+
+    /// The next stop signal: SIGTERM lets running transactions go on for
+    /// `grace`; SIGINT lets sessions go on only until they are idle, or now.
+    async fn next(&mut self, grace: Duration) -> Duration {
+        tokio::select! {
+            _ = self.int.recv() => Duration::ZERO,
+            _ = self.term.recv() => grace,
+        }
     }
 }

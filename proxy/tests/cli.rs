@@ -32,10 +32,54 @@ fn help_documents_every_flag_and_its_environment_variable() {
 }
 
 #[test]
+fn help_never_prints_the_upstream_password() {
+    let out = pgcache()
+        .arg("--help")
+        .env(
+            "PGCACHE_UPSTREAM",
+            "postgres://svc:hunter2-secret@db.internal:5432/shop",
+        )
+        .env("PGCACHE_ADMIN_TOKEN", "token-secret")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(!help.contains("hunter2"), "{help}");
+    assert!(!help.contains("token-secret"), "{help}");
+    assert!(help.contains("PGCACHE_UPSTREAM"), "{help}");
+}
+
+#[test]
+fn usage_shows_upstream_as_required() {
+    let out = pgcache().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let usage = help
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .expect("a usage line");
+    assert!(usage.contains("--upstream <"), "{usage}");
+}
+
+#[test]
 fn missing_or_bad_upstream_is_a_clear_error() {
     let out = pgcache().env_remove("PGCACHE_UPSTREAM").output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--upstream is required"));
+    // 2 is clap's (and the convention's) exit status for a usage error.
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--upstream <"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Subcommands need no upstream.
+    let minimal =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies/minimal.toml");
+    let out = pgcache()
+        .env_remove("PGCACHE_UPSTREAM")
+        .arg("check-policy")
+        .arg(minimal)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
     let out = pgcache()
         .args(["--upstream", "mysql://nope"])
         .output()
@@ -138,4 +182,109 @@ fn check_policy_accepts_the_examples_and_names_the_line_of_an_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(":5:"), "names line 5: {err}");
     assert!(err.contains("ttl"), "names the key: {err}");
+}
+
+/// Starts the binary with `args` (the upstream need not exist: nothing
+/// connects to it) and returns its log up to the line saying it accepts
+/// connections.
+fn startup_log(args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    let port = testkit::free_port();
+    let mut child = pgcache()
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", "postgres://svc@127.0.0.1:1/postgres"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("accepting connections") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    log
+}
+
+#[test]
+fn admin_listen_beyond_loopback_without_a_token_warns() {
+    let open = startup_log(&[
+        "--admin-listen",
+        &format!("0.0.0.0:{}", testkit::free_port()),
+    ]);
+    assert!(open.contains("accepting connections"), "{open}");
+    assert!(
+        open.contains("WARN") && open.contains("--admin-token"),
+        "{open}"
+    );
+
+    let loopback = startup_log(&[
+        "--admin-listen",
+        &format!("127.0.0.1:{}", testkit::free_port()),
+    ]);
+    assert!(loopback.contains("accepting connections"), "{loopback}");
+    assert!(!loopback.contains("--admin-token"), "{loopback}");
+
+    let with_token = startup_log(&[
+        "--admin-listen",
+        &format!("0.0.0.0:{}", testkit::free_port()),
+        "--admin-token",
+        "s3cret",
+    ]);
+    assert!(with_token.contains("accepting connections"), "{with_token}");
+    assert!(!with_token.contains("--admin-token"), "{with_token}");
+}
+
+/// Durations on the command line follow the policy file's rules: a unit is
+/// required and nothing wraps around.
+#[test]
+fn durations_need_a_unit_and_never_overflow() {
+    for (flag, value, expected) in [
+        ("--startup-timeout", "5", "missing unit"),
+        ("--idle-timeout", "18446744073709551615h", "too large"),
+        (
+            "--shutdown-timeout",
+            "5 parsecs",
+            "expected a number followed by ms, s, m or h",
+        ),
+    ] {
+        let mut run = pgcache();
+        run.args(["--listen", "127.0.0.1:0"])
+            .args(["--upstream", "postgres://svc@127.0.0.1:1/postgres"])
+            .args([flag, value]);
+        // A value wrongly accepted starts the proxy: stop it rather than hang.
+        let out = output_within(run, Duration::from_secs(10));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(expected), "{flag} {value}: {err}");
+    }
+}
+
+/// Runs `command` to completion, or kills it after `limit`.
+fn output_within(mut command: Command, limit: Duration) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let log = startup_log(&[]);
+    assert!(log.contains("accepting connections"), "{log}");
+    assert!(!log.contains('\x1b'), "{log:?}");
 }

@@ -1,6 +1,6 @@
 //! The Grafana dashboards and Prometheus alert rules in `dashboards/`:
 //! - every dashboard validates against Grafana's dashboard JSON schema
-//!   (`shared/grafana/dashboard.jsonschema.json`, beside the repository);
+//!   (vendored: `dashboards/schema/dashboard.jsonschema.json`);
 //! - structure: datasource variable everywhere, refIds, exprs, layout, titles
 //!   documented in `dashboards/README.md`;
 //! - every metric (and label) an expression uses is one pgcache exports;
@@ -59,7 +59,7 @@ fn repo_root() -> PathBuf {
 }
 
 fn schema_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/grafana/dashboard.jsonschema.json")
+    repo_root().join("dashboards/schema/dashboard.jsonschema.json")
 }
 
 fn dashboards() -> Vec<(&'static str, Value)> {
@@ -289,8 +289,7 @@ fn every_dashboard_validates_against_the_grafana_schema() {
     let path = schema_path();
     let text = fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "the Grafana dashboard JSON schema is expected at {} (shared/grafana/dashboard.jsonschema.json \
-             beside the repository): {e}",
+            "the Grafana dashboard JSON schema is expected at {}: {e}",
             path.display()
         )
     });

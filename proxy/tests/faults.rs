@@ -214,6 +214,50 @@ async fn sigint_stops_at_once() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// An operator who sends SIGTERM (or SIGINT) again during the drain wants it
+/// over: the open transaction is not waited for.
+#[tokio::test]
+async fn a_second_stop_signal_during_the_drain_stops_at_once() {
+    let _serial = SERIAL.lock().await;
+    let cluster = cluster();
+    for (first, second) in [("-TERM", "-TERM"), ("-TERM", "-INT")] {
+        let (mut child, addr) = start_binary(cluster, &[]);
+        let busy = connect_retrying(cluster, addr).await;
+        busy.batch_execute("BEGIN").await.unwrap();
+        signal(&child, first);
+        // The drain has begun once new clients are refused.
+        let mut draining = false;
+        for _ in 0..100 {
+            if common::config_for(cluster, addr, "postgres")
+                .connect(tokio_postgres::NoTls)
+                .await
+                .is_err()
+            {
+                draining = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(draining, "{first}: still accepting clients");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{first}: the open transaction is given --shutdown-timeout (10s)"
+        );
+        let started = Instant::now();
+        signal(&child, second);
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        assert!(status.success(), "{first} {second}: {status:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{first} {second}: took {:?}",
+            started.elapsed()
+        );
+        assert!(busy.simple_query("SELECT 1").await.is_err());
+    }
+}
+
 /// SIGHUP reloads the policy even when the file watch cannot see the edit
 /// (same length, modification time put back).
 #[tokio::test]

@@ -79,10 +79,19 @@ fn lookup(name: &CStr) -> Option<RunAs> {
 
 /// Makes the child receive `signal` when the thread that spawned it dies.
 ///
+/// Only Linux has a parent-death signal. Elsewhere (macOS) this does nothing:
+/// a postmaster whose test process was killed runs on until the next start
+/// sweeps its directory, and PostgreSQL stops when it sees its lock file gone.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn die_with_parent(_cmd: &mut Command, _signal: libc::c_int) {}
+
+/// Makes the child receive `signal` when the thread that spawned it dies.
+///
 /// Linux delivers the parent-death signal when the *thread* that forked the
 /// child exits, not the process; see [`crate::keeper`] for why that is fine.
 /// The hook runs in the child after std has switched uid/gid (a credential
 /// change would clear the setting again), right before exec.
+#[cfg(target_os = "linux")]
 pub(crate) fn die_with_parent(cmd: &mut Command, signal: libc::c_int) {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };

@@ -314,6 +314,8 @@ fn run_helper(mode: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+// Relies on Linux's parent-death signal (testkit's `die_with_parent`).
+#[cfg(target_os = "linux")]
 #[test]
 fn servers_die_with_a_killed_test_process() {
     let stdout = run_helper("kill");
