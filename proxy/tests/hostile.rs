@@ -5,10 +5,14 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::binary::Binary;
-use common::connect;
 use common::http::request;
+use common::{connect, proxy_with};
 use testkit::Cluster;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// A query whose fingerprint is as long as its text: a quoted identifier is
 /// kept verbatim in a fingerprint (the server cuts it to 63 bytes).
@@ -49,4 +53,141 @@ async fn query_statistics_are_bounded_in_bytes() {
         .iter()
         .filter_map(|q| q["fingerprint"].as_str())
         .any(|f| f.starts_with("select $1 as \"100qqq") && f.ends_with("bytes)")));
+}
+
+/// True if the peer closes `stream` within `within` (whatever it sent first).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    let mut sink = [0u8; 1024];
+    let reading = async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(within, reading).await.is_ok()
+}
+
+#[tokio::test]
+async fn the_admin_server_bounds_connections_and_time() {
+    let cluster = Cluster::shared();
+    let proxy = proxy_with(cluster, |c| {
+        c.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.admin_limits.max_connections = 16;
+        c.admin_limits.header_timeout = Duration::from_millis(600);
+        c.admin_limits.body_timeout = Duration::from_millis(600);
+        c.admin_limits.max_body = 4096;
+    })
+    .await;
+    let admin = proxy.admin_addr.unwrap();
+
+    // 100 half-sent requests: all but 16 are closed at once, the rest when
+    // their head does not arrive in time.
+    let mut half_sent = Vec::new();
+    for _ in 0..100 {
+        let mut s = TcpStream::connect(admin).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        half_sent.push(s);
+    }
+    let mut closed_at_once = 0;
+    for s in &mut half_sent {
+        if closed_within(s, Duration::from_millis(20)).await {
+            closed_at_once += 1;
+        }
+    }
+    assert!(
+        closed_at_once >= 84,
+        "{closed_at_once} of 100 closed at once"
+    );
+    // Meanwhile PostgreSQL clients are served.
+    let c = connect(cluster, proxy.addr, "postgres").await;
+    c.simple_query("SELECT 1").await.unwrap();
+    for s in &mut half_sent {
+        assert!(
+            closed_within(s, Duration::from_secs(3)).await,
+            "a half-sent request was kept open"
+        );
+    }
+    assert!(proxy.shared.stats.limit_hits("admin_connections") >= 84);
+    assert_eq!(
+        request(admin, "GET", "/healthz", None, None).await.status,
+        200
+    );
+
+    // An idle keep-alive connection is closed.
+    let mut idle = TcpStream::connect(admin).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    idle.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(3)).await,
+        "an idle keep-alive connection was kept open"
+    );
+
+    // A body that never arrives in full gets 408; a large one 413.
+    let mut slow = TcpStream::connect(admin).await.unwrap();
+    slow.write_all(
+        b"POST /api/invalidate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"all\"",
+    )
+    .await
+    .unwrap();
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), slow.read_to_end(&mut reply)).await;
+    assert!(read.is_ok(), "a stalled body kept its connection open");
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let large = format!("{{\"table\": \"{}\"}}", "t".repeat(10_000));
+    let reply = request(admin, "POST", "/api/invalidate", None, Some(&large)).await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_admin_api_answers_a_wrong_method_with_405() {
+    let cluster = Cluster::shared();
+    let proxy = proxy_with(cluster, |c| {
+        c.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.admin_token = Some("s3cret".into());
+    })
+    .await;
+    let admin = proxy.admin_addr.unwrap();
+    let raw = |method: &'static str, path: &'static str| async move {
+        let mut s = TcpStream::connect(admin).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).await.unwrap();
+        String::from_utf8_lossy(&reply).to_ascii_lowercase()
+    };
+    let reply = raw("POST", "/metrics").await;
+    assert!(reply.starts_with("http/1.1 405"), "{reply}");
+    assert!(reply.contains("\r\nallow: get\r\n"), "{reply}");
+    let reply = raw("GET", "/api/reload").await;
+    assert!(reply.starts_with("http/1.1 405"), "{reply}");
+    assert!(reply.contains("\r\nallow: post\r\n"), "{reply}");
+    assert!(raw("GET", "/nowhere").await.starts_with("http/1.1 404"));
+    assert_eq!(
+        request(admin, "POST", "/api/reload", Some("s3creT"), None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        request(admin, "POST", "/api/reload", Some("s3cret"), None)
+            .await
+            .status,
+        200
+    );
+    proxy.shutdown().await.unwrap();
 }
