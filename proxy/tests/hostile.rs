@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::binary::Binary;
 use common::http::request;
+use common::raw::{error_fields, message, startup_packet, Raw};
 use common::{connect, fresh_db, proxy_with};
 use testkit::Cluster;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -247,4 +248,64 @@ async fn the_store_budget_bounds_resident_memory() {
         growth_mib < 44,
         "resident memory grew by {growth_mib} MiB for a 32 MiB budget"
     );
+}
+
+/// Starts `SELECT pg_sleep(2)` on a session straight to the server, sends a
+/// CancelRequest for it to `via`, and tells whether the query was cancelled.
+async fn cancel_through(cluster: &Cluster, via: std::net::SocketAddr) -> bool {
+    let mut victim = Raw::connect(cluster.addr()).await;
+    victim
+        .send(&startup_packet(
+            3,
+            0,
+            &[("user", cluster.superuser()), ("database", "postgres")],
+        ))
+        .await;
+    let login = victim.read_until(b'Z').await;
+    let key = login
+        .iter()
+        .find(|(tag, _)| *tag == b'K')
+        .map(|(_, body)| body.clone())
+        .expect("BackendKeyData");
+    victim.send(&message(b'Q', b"SELECT pg_sleep(2)\0")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut cancel = Vec::new();
+    cancel.extend_from_slice(&((8 + key.len()) as u32).to_be_bytes());
+    cancel.extend_from_slice(&80877102u32.to_be_bytes());
+    cancel.extend_from_slice(&key);
+    let mut canceller = Raw::connect(via).await;
+    canceller.send(&cancel).await;
+    assert!(canceller.closed_within(Duration::from_secs(5)).await);
+    let answers = victim.read_until(b'Z').await;
+    answers
+        .iter()
+        .any(|(tag, body)| *tag == b'E' && error_fields(body).0 == "57014")
+}
+
+#[tokio::test]
+async fn cancel_requests_obey_the_allow_list() {
+    let cluster = Cluster::shared();
+    let open = proxy_with(cluster, |_| {}).await;
+    assert!(
+        cancel_through(cluster, open.addr).await,
+        "a cancel through the proxy works"
+    );
+    // The test's connections come from 127.0.0.1, outside this list.
+    let closed = proxy_with(cluster, |c| c.allow = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    assert!(
+        !cancel_through(cluster, closed.addr).await,
+        "a cancel from outside --allow reached the server"
+    );
+    assert_eq!(closed.shared.stats.limit_hits("allow_list"), 1);
+    // A cancel takes a connection slot like any client.
+    let full = proxy_with(cluster, |c| c.max_client_connections = 1).await;
+    let _holder = Raw::login(full.addr, cluster.superuser()).await;
+    assert!(
+        !cancel_through(cluster, full.addr).await,
+        "a cancel passed the connection limit"
+    );
+    assert_eq!(full.shared.stats.limit_hits("max_client_connections"), 1);
+    full.shutdown().await.unwrap();
+    open.shutdown().await.unwrap();
+    closed.shutdown().await.unwrap();
 }

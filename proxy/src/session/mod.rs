@@ -91,6 +91,14 @@ where
     let config = &shared.config;
     match read_opening(client, config.startup_timeout, offer_tls).await {
         Ok(Opening::Cancel(raw)) => {
+            // Like any other connection, a cancel must come from an allowed
+            // network; PostgreSQL answers a cancel with nothing, so neither
+            // does the refusal.
+            if !crate::access::allowed(&config.allow, peer.ip()) {
+                warn!(%peer, "cancel request refused: address not in --allow");
+                shared.stats.limit_hit("allow_list");
+                return None;
+            }
             match forward_cancel(&config.upstream, raw, config.connect_timeout).await {
                 Ok(()) => debug!(%peer, "cancel request forwarded"),
                 Err(e) => warn!(%peer, error = %e, "cancel request could not be forwarded"),
