@@ -309,3 +309,31 @@ async fn cancel_requests_obey_the_allow_list() {
     open.shutdown().await.unwrap();
     closed.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn secrets_never_reach_the_admin_api() {
+    let cluster = Cluster::shared();
+    let proxy = proxy_with(cluster, |c| {
+        c.admin_listen = Some("127.0.0.1:0".parse().unwrap())
+    })
+    .await;
+    let c = connect(cluster, proxy.addr, "postgres").await;
+    let secret = "N3wPassw0rd";
+    for text in [
+        format!("ALTER ROLE nobody_here PASSWORD '{secret}"),
+        format!("ALTER ROLE nobody_here PASSWORD \"{secret}\""),
+        format!("CREATE USER MAPPING FOR nobody_here SERVER nowhere OPTIONS (password '{secret}')"),
+        format!("SELECT 1 WHERE 'a' = '{secret}"),
+    ] {
+        assert!(c.simple_query(&text).await.is_err(), "{text} fails");
+    }
+    let reply = request(proxy.admin_addr.unwrap(), "GET", "/api/queries", None, None).await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.body.contains("alter role nobody_here password $?"),
+        "{}",
+        reply.body
+    );
+    assert!(!reply.body.contains(secret), "{}", reply.body);
+    proxy.shutdown().await.unwrap();
+}

@@ -120,7 +120,7 @@ impl Analyzer {
         let (mut analysis, shareable) = self.compute(text, &norm);
         analysis.fingerprint = fingerprint;
         let analysis = Arc::new(analysis);
-        let key = if shareable && !norm.literal_mentions_temp {
+        let key = if shareable && !norm.literal_mentions_temp && !norm.secret {
             shape
         } else {
             by_text

@@ -74,6 +74,8 @@ mod utility;
 mod tests;
 #[cfg(test)]
 mod tests_prop;
+#[cfg(test)]
+mod tests_secrets;
 
 pub use analysis::{
     Analysis, FuncName, Isolation, Read, RelName, SetCommand, SetValue, Statement, StatementKind,
