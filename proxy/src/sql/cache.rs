@@ -38,6 +38,12 @@ use super::normalize::{self, Normalized};
 /// the cache's memory stays bounded by `capacity * MAX_CACHED_TEXT`.
 pub const MAX_CACHED_TEXT: usize = 64 * 1024;
 
+/// Texts longer than this are not analysed: they are one Unknown statement
+/// with the error "too_large" (not cached, writes handled as unknown), and a
+/// fingerprint of their beginning. Parsing is the one cost a client could
+/// otherwise raise at will, on the threads every session shares.
+pub const MAX_ANALYZED_TEXT: usize = 64 * 1024;
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
     Shape {
@@ -78,6 +84,9 @@ impl Analyzer {
     /// Analyze `text`. Cheapest for a text seen before (one lookup), cheap
     /// for a text of a known shape (tokenize, look up); parses only on a miss.
     pub fn analyze(&self, text: &str) -> Arc<Analysis> {
+        if text.len() > MAX_ANALYZED_TEXT {
+            return Arc::new(too_large(text));
+        }
         let Some(by_text) = self
             .by_text
             .as_ref()
@@ -156,6 +165,32 @@ impl std::fmt::Debug for Analyzer {
             .field("len", &self.len())
             .field("parses", &self.parse_count())
             .finish()
+    }
+}
+
+/// How much of a text too large to analyse its fingerprint shows.
+const TOO_LARGE_PREFIX: usize = 1024;
+
+/// What the analysis of a text over [`MAX_ANALYZED_TEXT`] says: one Unknown
+/// statement, error "too_large", and the fingerprint of its first
+/// `TOO_LARGE_PREFIX` bytes with a marker. All of it linear in the text.
+pub(crate) fn too_large(text: &str) -> Analysis {
+    let mut end = TOO_LARGE_PREFIX.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = normalize::normalize(&text[..end]);
+    let fingerprint = format!("{} ... (too large: {} bytes)", head.fingerprint, text.len());
+    Analysis {
+        fingerprint_id: normalize::fingerprint_id(&fingerprint),
+        fingerprint: Arc::from(fingerprint),
+        statements: vec![Statement {
+            kind: StatementKind::Unknown,
+            // Whatever it holds may create temporary objects; a mention is
+            // all that can be checked without lexing it.
+            creates_temp: super::lexer::contains_ci(text, "temp"),
+        }],
+        error: Some("too_large".into()),
     }
 }
 
