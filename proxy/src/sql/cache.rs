@@ -61,9 +61,50 @@ pub const MAX_INDEXED_TEXT: usize = 1024;
 /// At most this many verbatim texts (so at most 4 MiB of them).
 const TEXT_INDEX_CAPACITY: usize = 4096;
 
+/// Bytes the analyses of `cache` may hold (texts, fingerprints, names), on
+/// top of its count: texts up to `MAX_CACHED_TEXT` are cached, and any
+/// client chooses them.
+pub const MAX_CACHE_BYTES: usize = 16 << 20;
+
+/// An LRU of analyses bounded in count and in (estimated) bytes.
+struct Analyses {
+    lru: LruCache<Key, Arc<Analysis>>,
+    bytes: usize,
+}
+
+impl Analyses {
+    fn get(&mut self, key: &Key) -> Option<&Arc<Analysis>> {
+        self.lru.get(key)
+    }
+
+    fn put(&mut self, key: Key, analysis: Arc<Analysis>) {
+        self.bytes += charge(&key, &analysis);
+        if let Some((k, a)) = self.lru.push(key, analysis) {
+            self.bytes = self.bytes.saturating_sub(charge(&k, &a));
+        }
+        while self.bytes > MAX_CACHE_BYTES {
+            let Some((k, a)) = self.lru.pop_lru() else {
+                break;
+            };
+            self.bytes = self.bytes.saturating_sub(charge(&k, &a));
+        }
+    }
+}
+
+/// What an entry holds, about: the analysis's fingerprint (shared with a
+/// shape key) and names (no longer than the fingerprint), and the text of
+/// a text key.
+fn charge(key: &Key, analysis: &Analysis) -> usize {
+    let key_bytes = match key {
+        Key::Shape { literal_kinds, .. } => literal_kinds.len(),
+        Key::Text(text) => text.len(),
+    };
+    key_bytes + 2 * analysis.fingerprint.len() + 256
+}
+
 /// Shared by all sessions (`Send + Sync`).
 pub struct Analyzer {
-    cache: Option<Mutex<LruCache<Key, Arc<Analysis>>>>,
+    cache: Option<Mutex<Analyses>>,
     /// Exact text -> its analysis (shared with `cache`). An analysis is a
     /// function of the text alone, so this needs no invalidation.
     by_text: Option<Mutex<LruCache<Box<str>, Arc<Analysis>>>>,
@@ -74,7 +115,12 @@ impl Analyzer {
     /// An analyzer keeping at most `capacity` analyses (0: no caching).
     pub fn new(capacity: usize) -> Analyzer {
         Analyzer {
-            cache: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
+            cache: NonZeroUsize::new(capacity).map(|c| {
+                Mutex::new(Analyses {
+                    lru: LruCache::new(c),
+                    bytes: 0,
+                })
+            }),
             by_text: NonZeroUsize::new(capacity.min(TEXT_INDEX_CAPACITY))
                 .map(|c| Mutex::new(LruCache::new(c))),
             parses: AtomicU64::new(0),
@@ -140,11 +186,16 @@ impl Analyzer {
 
     /// Number of cached analyses.
     pub fn len(&self) -> usize {
-        self.cache.as_ref().map_or(0, |c| c.lock().len())
+        self.cache.as_ref().map_or(0, |c| c.lock().lru.len())
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Estimated bytes held by cached analyses (at most `MAX_CACHE_BYTES`).
+    pub fn bytes(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.lock().bytes)
     }
 
     /// How many texts were analyzed in full (cache misses), for metrics.

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::cache::MAX_CACHE_BYTES;
 use super::{analyze, fingerprint, Analyzer, StatementKind, MAX_ANALYZED_TEXT};
 
 /// `SELECT 1 FROM s.t0, s.t1, ...` of at least `bytes` bytes.
@@ -61,4 +62,16 @@ fn a_text_under_the_limit_is_analysed_in_linear_time() {
     let read = analysis.single_cacheable_read().expect("a plain read");
     assert!(read.relations.len() > 6000, "{}", read.relations.len());
     assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn the_analysis_cache_is_bounded_in_bytes() {
+    let analyzer = Analyzer::new(10_000);
+    for i in 0..400 {
+        let text = format!("SELECT 1 AS \"{i}{}\"", "q".repeat(60_000));
+        assert_eq!(analyzer.analyze(&text).statements.len(), 1);
+    }
+    assert!(analyzer.bytes() <= MAX_CACHE_BYTES, "{}", analyzer.bytes());
+    assert!(analyzer.len() < 400, "older analyses were evicted");
+    assert!(analyzer.len() > 100, "the budget holds many of them");
 }
