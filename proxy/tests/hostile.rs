@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::binary::Binary;
 use common::http::request;
 use common::raw::{error_fields, message, startup_packet, Raw};
-use common::{connect, fresh_db, proxy_with};
-use testkit::Cluster;
+use common::{config_for, connect, fresh_db, proxy_with};
+use testkit::{Cluster, ClusterOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -346,4 +346,172 @@ async fn secrets_never_reach_the_admin_api() {
     );
     assert!(!reply.body.contains(secret), "{}", reply.body);
     proxy.shutdown().await.unwrap();
+}
+
+/// Runs `sql` (a cacheable read) and tells whether it was answered from the
+/// cache.
+async fn served_from_cache(
+    proxy: &pgcache::ProxyHandle,
+    c: &tokio_postgres::Client,
+    sql: &str,
+) -> bool {
+    let hits = proxy.shared.stats.queries("hit");
+    c.simple_query(sql).await.unwrap();
+    proxy.shared.stats.queries("hit") == hits + 1
+}
+
+#[tokio::test]
+async fn a_client_cannot_flush_the_cache_by_failing_to_log_in() {
+    let cluster = Cluster::start(ClusterOptions::scram().setting("authentication_timeout", "1s"))
+        .expect("a cluster with a short authentication_timeout");
+    let proxy = proxy_with(&cluster, |_| {}).await;
+    let c = connect(&cluster, proxy.addr, "postgres").await;
+    c.batch_execute("CREATE TABLE kv AS SELECT 1 AS k, 'v'::text AS v")
+        .await
+        .unwrap();
+    let q = "SELECT v FROM kv WHERE k = 1";
+    c.simple_query(q).await.unwrap();
+    assert!(
+        served_from_cache(&proxy, &c, q).await,
+        "cached to begin with"
+    );
+
+    // A failed login.
+    let wrong = config_for(&cluster, proxy.addr, "postgres")
+        .password("wrong")
+        .connect(tokio_postgres::NoTls)
+        .await;
+    assert_eq!(
+        wrong.err().and_then(|e| e.code().cloned()),
+        Some(tokio_postgres::error::SqlState::INVALID_PASSWORD)
+    );
+    assert!(
+        served_from_cache(&proxy, &c, q).await,
+        "after a failed login"
+    );
+
+    // A login to a missing database (the server says AuthenticationOk first).
+    let missing = config_for(&cluster, proxy.addr, "no_such_database")
+        .connect(tokio_postgres::NoTls)
+        .await;
+    assert_eq!(
+        missing.err().and_then(|e| e.code().cloned()),
+        Some(tokio_postgres::error::SqlState::INVALID_CATALOG_NAME)
+    );
+    assert!(
+        served_from_cache(&proxy, &c, q).await,
+        "after a login to a missing database"
+    );
+
+    // A client that never answers the password request.
+    let mut idle = Raw::connect(proxy.addr).await;
+    idle.send(&startup_packet(
+        3,
+        0,
+        &[("user", cluster.superuser()), ("database", "postgres")],
+    ))
+    .await;
+    assert_eq!(idle.read_message().await.map(|m| m.0), Some(b'R'));
+    assert!(
+        idle.closed_within(Duration::from_secs(5)).await,
+        "authentication_timeout"
+    );
+    assert!(
+        served_from_cache(&proxy, &c, q).await,
+        "after authentication_timeout"
+    );
+
+    // A password message larger than the server accepts.
+    let mut oversized = Raw::connect(proxy.addr).await;
+    oversized
+        .send(&startup_packet(
+            3,
+            0,
+            &[("user", cluster.superuser()), ("database", "postgres")],
+        ))
+        .await;
+    assert_eq!(oversized.read_message().await.map(|m| m.0), Some(b'R'));
+    oversized.send(&message(b'p', &vec![b'a'; 100_000])).await;
+    assert!(
+        oversized.closed_within(Duration::from_secs(5)).await,
+        "the server refuses it"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        served_from_cache(&proxy, &c, q).await,
+        "after an oversized password message"
+    );
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_losing_its_server_does_not_flush_the_cache() {
+    let cluster = Cluster::shared();
+    let db = fresh_db(cluster, "hostile_lost");
+    let proxy = proxy_with(cluster, |_| {}).await;
+    let c = connect(cluster, proxy.addr, &db).await;
+    c.batch_execute("CREATE TABLE kv AS SELECT 1 AS k, 'v'::text AS v")
+        .await
+        .unwrap();
+    let q = "SELECT v FROM kv WHERE k = 1";
+    c.simple_query(q).await.unwrap();
+    assert!(
+        served_from_cache(&proxy, &c, q).await,
+        "cached to begin with"
+    );
+
+    // A logged-in client sends a message the server refuses by its length
+    // (Sync is limited to 10000 bytes): the server closes without a word.
+    let mut oversized = Raw::login_to(proxy.addr, cluster.superuser(), &db).await;
+    oversized.send(&message(b'S', &vec![0; 20_000])).await;
+    assert!(
+        oversized.closed_within(Duration::from_secs(5)).await,
+        "the server refuses it"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        served_from_cache(&proxy, &c, q).await,
+        "after an oversized message"
+    );
+
+    // A session whose backend is terminated (FATAL 57P01, as in a shutdown).
+    let mut victim = Raw::login_to(proxy.addr, cluster.superuser(), &db).await;
+    let pid: i32 = c
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND application_name = ''",
+            &[&db],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    c.simple_query(&format!("SELECT pg_terminate_backend({pid})"))
+        .await
+        .unwrap();
+    assert!(victim.closed_within(Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        served_from_cache(&proxy, &c, q).await,
+        "after a backend was terminated"
+    );
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_liveness_probe_tells_a_running_server_from_a_missing_one() {
+    use pgcache::liveness::{probe, Verdict};
+    let cluster = Cluster::shared();
+    let up: pgcache::Upstream = cluster
+        .url(cluster.superuser(), None, "postgres")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        probe(&up, None, Duration::from_secs(5)).await,
+        Verdict::Alive
+    );
+    let nobody = format!("postgres://x@127.0.0.1:{}/postgres", testkit::free_port());
+    let down: pgcache::Upstream = nobody.parse().unwrap();
+    assert!(matches!(
+        probe(&down, None, Duration::from_secs(5)).await,
+        Verdict::Gone(_)
+    ));
 }

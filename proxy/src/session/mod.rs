@@ -228,14 +228,22 @@ where
         config.idle_timeout,
     );
     let ending = relay.run().await;
-    if matches!(
+    let closed_at = std::time::Instant::now();
+    // Only a session that got as far as ReadyForQuery can tell anything about
+    // the server by losing it: before that, a failed login, a missing
+    // database or authentication_timeout ends the connection as designed.
+    let server_lost = matches!(
         ending,
         Ending::ServerClosed | Ending::ServerIo(_) | Ending::ServerProtocolError(_)
     ) && !relay.protocol.terminated
-    {
-        shared.engine.upstream_lost();
-    }
+        && relay.protocol.tx_status.is_some();
+    let said_fatal = relay.protocol.server_said_fatal;
     let pid = relay.protocol.backend_pid.unwrap_or(0);
+    // The client connection and the upstream slot are given back now, not
+    // after the upstream is probed.
+    drop(relay);
+    drop(_upstream_guard);
+    drop(_upstream_slot);
     match &ending {
         Ending::IdleTimeout => shared.stats.limit_hit("idle_timeout"),
         Ending::ClientProtocolError(crate::wire::FrameError::TooLarge { .. }) => {
@@ -265,6 +273,12 @@ where
             shared.stats.upstream_errors.inc();
             warn!(%peer, %user, %database, backend_pid = pid, error = %e, "upstream sent an invalid message; connection closed")
         }
+    }
+    if server_lost {
+        shared
+            .liveness
+            .after_server_closed(&shared, closed_at, said_fatal)
+            .await;
     }
 }
 
