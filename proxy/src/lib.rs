@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod fd_limit;
 pub mod liveness;
 pub mod maintenance;
 pub mod maybe_tls;

@@ -216,6 +216,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .unwrap_or(usize::MAX)
             .min(pgcache::wire::MAX_MESSAGE_LEN);
     }
+    let admin_connections = match config.admin_listen {
+        Some(_) => config.admin_limits.max_connections,
+        None => 0,
+    };
+    pgcache::fd_limit::check(config.max_client_connections, admin_connections);
     let proxy = Proxy::bind(config).await?;
     proxy.run(shutdown_signal(args.shutdown_timeout)).await
 }

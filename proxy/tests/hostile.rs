@@ -515,3 +515,64 @@ async fn the_liveness_probe_tells_a_running_server_from_a_missing_one() {
         Verdict::Gone(_)
     ));
 }
+
+/// Starts the binary under `ulimit -Sn soft -Hn hard`; returns its log once it
+/// listens, and its soft open-file limit.
+async fn start_with_fd_limit(cluster: &Cluster, soft: u64, hard: u64) -> (String, u64) {
+    let port = testkit::free_port();
+    let log = std::env::temp_dir().join(format!("pgcache-fd-{}-{port}.log", std::process::id()));
+    let script = format!(
+        "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" --listen 127.0.0.1:{port} --upstream \"$1\" 2>\"$2\""
+    );
+    let url = cluster.url(
+        cluster.superuser(),
+        Some(cluster.superuser_password()),
+        "postgres",
+    );
+    let mut child = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &script,
+            env!("CARGO_BIN_EXE_pgcache"),
+            &url,
+            &log.to_string_lossy(),
+        ])
+        .env("RUST_LOG", "info")
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..200 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(up, "pgcache did not come up: {text}");
+    let soft_now = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .expect("Max open files in /proc/PID/limits");
+    (text, soft_now)
+}
+
+#[tokio::test]
+async fn the_open_file_limit_is_checked_at_start() {
+    let cluster = Cluster::shared();
+    // 1000 clients (the default) need 2064 descriptors.
+    let (log, soft) = start_with_fd_limit(cluster, 100, 300).await;
+    assert_eq!(soft, 300, "the soft limit is raised to the hard one");
+    assert!(log.contains("raise it to 2064"), "{log}");
+    assert!(log.contains("--max-client-connections to 118"), "{log}");
+    let (log, soft) = start_with_fd_limit(cluster, 100, 5000).await;
+    assert_eq!(soft, 2064, "raised as far as needed");
+    assert!(!log.contains("WARN"), "{log}");
+}
