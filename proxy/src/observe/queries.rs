@@ -167,7 +167,11 @@ mod tests {
         assert!(stat.fingerprint.ends_with("(cut: 1200007 bytes)"));
         assert_eq!(stats.id_of(&stat.fingerprint), Some(1));
         record(&stats, 2, "select $1");
-        assert_eq!(stats.top(1)[0].1.fingerprint.len(), stat.fingerprint.len());
+        assert_eq!(
+            stats.bytes(),
+            stat.fingerprint.len() + "select $1".len(),
+            "a cut fingerprint is charged for what is kept"
+        );
     }
 
     #[test]
