@@ -22,9 +22,9 @@ pub const ENTRY_OVERHEAD: usize = 128;
 /// when it is taken out.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    /// The exact response bytes to replay to the client. Give the store a
-    /// `Bytes` that owns its buffer: a slice of a larger buffer keeps the
-    /// whole buffer alive but is only charged for its own length.
+    /// The exact response bytes to replay to the client, in a buffer of
+    /// about their size (see [`Entry::new`]), so that charging the length
+    /// charges what is held.
     pub payload: Bytes,
     /// The generations of everything the query read, taken before the
     /// query went upstream.
@@ -41,7 +41,9 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// A new entry.
+    /// A new entry. A payload whose buffer is noticeably larger than its
+    /// length (a grown `BytesMut`, frozen, keeps its spare capacity; a slice
+    /// keeps the whole buffer) is copied to a buffer of its own size.
     pub fn new(
         payload: Bytes,
         generations: GenerationSnapshot,
@@ -50,7 +52,7 @@ impl Entry {
         tag: u64,
     ) -> Entry {
         Entry {
-            payload,
+            payload: exact_size(payload),
             generations,
             inserted_at,
             ttl,
@@ -86,6 +88,24 @@ impl Entry {
     }
 }
 
+/// Spare capacity a payload may keep: an eighth of its length, and a little.
+fn tolerated_spare(len: usize) -> usize {
+    len / 8 + 64
+}
+
+/// `payload` in a buffer of about its own size.
+fn exact_size(payload: Bytes) -> Bytes {
+    // Only a buffer this `Bytes` alone holds can be reclaimed, and only that
+    // one tells its capacity; a shared one is already charged elsewhere.
+    match payload.try_into_mut() {
+        Ok(buf) if buf.capacity() > buf.len() + tolerated_spare(buf.len()) => {
+            Bytes::copy_from_slice(&buf)
+        }
+        Ok(buf) => buf.freeze(),
+        Err(shared) => shared,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +135,45 @@ mod tests {
             0,
         );
         assert!(small.size() > no_rels.size());
+    }
+
+    #[test]
+    fn a_grown_buffer_is_stored_at_its_size() {
+        let g = Generations::new();
+        let held = |payload: Bytes| {
+            let e = Entry::new(payload, g.snapshot(&[]), Instant::now(), Duration::ZERO, 0);
+            let len = e.payload.len();
+            let buf = e
+                .payload
+                .try_into_mut()
+                .expect("the entry holds its buffer alone");
+            (len, buf.capacity())
+        };
+        // Grown the way a capture grows: small messages, then a large one.
+        let mut grown = bytes::BytesMut::new();
+        grown.extend_from_slice(&[b'T'; 40]);
+        grown.extend_from_slice(&[b'D'; 100_000]);
+        grown.extend_from_slice(&[b'C'; 13]);
+        assert!(grown.capacity() > 150_000, "the test grows a buffer");
+        let (len, capacity) = held(grown.freeze());
+        assert_eq!(len, 100_053);
+        assert!(
+            capacity <= len + tolerated_spare(len),
+            "{capacity} held for {len}"
+        );
+
+        let mut large = bytes::BytesMut::with_capacity(1 << 20);
+        large.extend_from_slice(&[1; 1000]);
+        let slice = large.freeze().slice(10..20);
+        let (len, capacity) = held(slice);
+        assert_eq!(len, 10);
+        assert!(
+            capacity <= len + tolerated_spare(len),
+            "{capacity} held for {len}"
+        );
+
+        let (len, capacity) = held(Bytes::from(vec![7u8; 5000]));
+        assert_eq!((len, capacity), (5000, 5000));
     }
 
     #[test]

@@ -111,6 +111,8 @@ pub struct ProxyConfig {
     pub admin_database: String,
     /// Users allowed into the admin console (their login is checked by the upstream).
     pub admin_users: Vec<String>,
+    /// What one admin HTTP client may hold: connections and time.
+    pub admin_limits: AdminLimits,
     /// A client must have sent its startup packet within this time.
     pub startup_timeout: Duration,
     /// Connecting to the upstream gives up after this time.
@@ -145,6 +147,7 @@ impl ProxyConfig {
             admin_token: None,
             admin_database: "pgcache".into(),
             admin_users,
+            admin_limits: AdminLimits::default(),
             startup_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_client_connections: 1000,
@@ -155,6 +158,33 @@ impl ProxyConfig {
             tls_mode: crate::tls::TlsMode::Disabled,
             tls_cert: None,
             tls_key: None,
+        }
+    }
+}
+
+/// Bounds of the admin HTTP server, so that slow or idle clients cannot hold
+/// its connections (and the process's file descriptors) for good.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminLimits {
+    /// Admin connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// A request's head must arrive within this, counted from the first
+    /// moment the server waits for it (so it also ends idle keep-alive
+    /// connections).
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this after its head.
+    pub body_timeout: Duration,
+    /// Request bodies larger than this are refused (413).
+    pub max_body: usize,
+}
+
+impl Default for AdminLimits {
+    fn default() -> AdminLimits {
+        AdminLimits {
+            max_connections: 64,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_body: 64 << 10,
         }
     }
 }

@@ -8,6 +8,8 @@ pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod fd_limit;
+pub mod liveness;
 pub mod maintenance;
 pub mod maybe_tls;
 pub mod observe;

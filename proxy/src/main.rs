@@ -234,6 +234,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .min(pgcache::wire::MAX_MESSAGE_LEN);
     }
     warn_if_admin_is_open(&config);
+    let admin_connections = match config.admin_listen {
+        Some(_) => config.admin_limits.max_connections,
+        None => 0,
+    };
+    pgcache::fd_limit::check(config.max_client_connections, admin_connections);
     let proxy = Proxy::bind(config).await?;
     let mut signals = StopSignals::listen()?;
     let (stop, stopping) = tokio::sync::oneshot::channel();

@@ -30,6 +30,8 @@ pub struct Shared {
     pub shutdown: watch::Sender<bool>,
     pub stats: Metrics,
     pub engine: Engine,
+    /// Decides, when a session loses its server, whether the upstream is gone.
+    pub liveness: crate::liveness::Liveness,
     connection_slots: Arc<Semaphore>,
     /// Present when --max-upstream-connections is set.
     pub upstream_slots: Option<Arc<Semaphore>>,
@@ -89,6 +91,7 @@ impl Proxy {
                 .map(|n| Arc::new(Semaphore::new(n))),
             stats,
             engine,
+            liveness: Default::default(),
             config,
         });
         Ok(Proxy {

@@ -8,22 +8,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::{header, Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{header, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use crate::config::AdminLimits;
 use crate::server::Shared;
 
-/// Request bodies larger than this are refused.
-const MAX_BODY: usize = 64 << 10;
 const TOP_QUERIES: usize = 50;
+/// The read buffer of one admin connection (hyper's minimum is 8 KiB): a
+/// request head larger than this is refused.
+const MAX_HEAD: usize = 16 << 10;
 
-/// Serves admin requests until the task is aborted.
+/// Serves admin requests until the task is aborted. At most
+/// `admin_limits.max_connections` connections are served at once; one more is
+/// closed as soon as it is accepted, so a flood costs no file descriptors.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let limits = shared.config.admin_limits;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -33,13 +41,23 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            shared.stats.limit_hit("admin_connections");
+            debug!(%peer, "admin connection refused: too many open");
+            drop(stream);
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(route(req, &shared).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -53,41 +71,59 @@ type Reply = Response<Full<Bytes>>;
 
 async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
     let path = req.uri().path().to_string();
-    let mutating = req.method() == Method::POST;
-    if mutating && !authorized(&req, shared) {
+    let Some(allowed) = method_of(&path) else {
+        return json_reply(StatusCode::NOT_FOUND, json!({"error": "no such endpoint"}));
+    };
+    if req.method().as_str() != allowed {
+        let mut reply = json_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"error": format!("{path} takes {allowed}")}),
+        );
+        reply
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+        return reply;
+    }
+    if allowed == "POST" && !authorized(&req, shared) {
         return json_reply(
             StatusCode::UNAUTHORIZED,
             json!({"error": "a bearer token is required for this endpoint"}),
         );
     }
-    match (req.method().clone(), path.as_str()) {
-        (Method::GET, "/metrics") => {
+    match path.as_str() {
+        "/metrics" => {
             shared.stats.refresh_cache(&shared.engine);
             Response::builder()
                 .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
                 .body(Full::new(Bytes::from(shared.stats.encode())))
                 .unwrap_or_default()
         }
-        (Method::GET, "/healthz") => healthz(shared).await,
-        (Method::GET, "/api/queries") => json_reply(StatusCode::OK, queries(shared)),
-        (Method::GET, "/api/tables") => json_reply(StatusCode::OK, tables(shared)),
-        (Method::POST, "/api/invalidate") => match body_json(req).await {
+        "/healthz" => healthz(shared).await,
+        "/api/queries" => json_reply(StatusCode::OK, queries(shared)),
+        "/api/tables" => json_reply(StatusCode::OK, tables(shared)),
+        "/api/invalidate" => match body_json(req, shared.config.admin_limits).await {
             Ok(body) => invalidate(shared, &body),
             Err(reply) => reply,
         },
-        (Method::POST, "/api/reload") => {
-            match crate::maintenance::reload_policy(shared, "admin API") {
-                Ok(policy) => json_reply(
-                    StatusCode::OK,
-                    json!({"status": "ok", "policy_hash": policy.hash_hex()}),
-                ),
-                Err(errors) => json_reply(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({"status": "error", "errors": errors.to_string()}),
-                ),
-            }
-        }
-        _ => json_reply(StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})),
+        _ => match crate::maintenance::reload_policy(shared, "admin API") {
+            Ok(policy) => json_reply(
+                StatusCode::OK,
+                json!({"status": "ok", "policy_hash": policy.hash_hex()}),
+            ),
+            Err(errors) => json_reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"status": "error", "errors": errors.to_string()}),
+            ),
+        },
+    }
+}
+
+/// The one method an endpoint takes; `None` for an unknown path.
+fn method_of(path: &str) -> Option<&'static str> {
+    match path {
+        "/metrics" | "/healthz" | "/api/queries" | "/api/tables" => Some("GET"),
+        "/api/invalidate" | "/api/reload" => Some("POST"),
+        _ => None,
     }
 }
 
@@ -99,11 +135,8 @@ fn authorized(req: &Request<Incoming>, shared: &Shared) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        // Only the token's length may leak through timing, not its bytes.
+        .is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())))
 }
 
 /// 200 when the upstream accepts a TCP connection, 503 otherwise.
@@ -251,17 +284,31 @@ pub(crate) fn invalidate_table(shared: &Shared, table: &str) -> Result<(String, 
     Ok((name, n))
 }
 
-async fn body_json(req: Request<Incoming>) -> Result<Value, Reply> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            json_reply(
+/// The request body as JSON: at most `max_body` bytes, all of it within
+/// `body_timeout`.
+async fn body_json(req: Request<Incoming>, limits: AdminLimits) -> Result<Value, Reply> {
+    let reading = Limited::new(req.into_body(), limits.max_body).collect();
+    let bytes = match tokio::time::timeout(limits.body_timeout, reading).await {
+        Err(_) => {
+            return Err(json_reply(
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": format!("the body did not arrive within {:?}", limits.body_timeout)}),
+            ))
+        }
+        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+            return Err(json_reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": format!("request bodies are limited to {} bytes", limits.max_body)}),
+            ))
+        }
+        Ok(Err(e)) => {
+            return Err(json_reply(
                 StatusCode::BAD_REQUEST,
                 json!({"error": format!("could not read the body: {e}")}),
-            )
-        })?
-        .to_bytes();
+            ))
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
     serde_json::from_slice(&bytes).map_err(|e| {
         json_reply(
             StatusCode::BAD_REQUEST,

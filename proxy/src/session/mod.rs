@@ -92,6 +92,14 @@ where
     let config = &shared.config;
     match read_opening(client, config.startup_timeout, offer_tls).await {
         Ok(Opening::Cancel(raw)) => {
+            // Like any other connection, a cancel must come from an allowed
+            // network; PostgreSQL answers a cancel with nothing, so neither
+            // does the refusal.
+            if !crate::access::allowed(&config.allow, peer.ip()) {
+                warn!(%peer, "cancel request refused: address not in --allow");
+                shared.stats.limit_hit("allow_list");
+                return None;
+            }
             match forward_cancel(&config.upstream, raw, config.connect_timeout).await {
                 Ok(()) => debug!(%peer, "cancel request forwarded"),
                 Err(e) => warn!(%peer, error = %e, "cancel request could not be forwarded"),
@@ -221,14 +229,22 @@ where
         config.idle_timeout,
     );
     let ending = relay.run().await;
-    if matches!(
+    let closed_at = std::time::Instant::now();
+    // Only a session that got as far as ReadyForQuery can tell anything about
+    // the server by losing it: before that, a failed login, a missing
+    // database or authentication_timeout ends the connection as designed.
+    let server_lost = matches!(
         ending,
         Ending::ServerClosed | Ending::ServerIo(_) | Ending::ServerProtocolError(_)
     ) && !relay.protocol.terminated
-    {
-        shared.engine.upstream_lost();
-    }
+        && relay.protocol.tx_status.is_some();
+    let said_fatal = relay.protocol.server_said_fatal;
     let pid = relay.protocol.backend_pid.unwrap_or(0);
+    // The client connection and the upstream slot are given back now, not
+    // after the upstream is probed.
+    drop(relay);
+    drop(_upstream_guard);
+    drop(_upstream_slot);
     match &ending {
         Ending::IdleTimeout => shared.stats.limit_hit("idle_timeout"),
         Ending::ClientProtocolError(crate::wire::FrameError::TooLarge { .. }) => {
@@ -258,6 +274,12 @@ where
             shared.stats.upstream_errors.inc();
             warn!(%peer, %user, %database, backend_pid = pid, error = %e, "upstream sent an invalid message; connection closed")
         }
+    }
+    if server_lost {
+        shared
+            .liveness
+            .after_server_closed(&shared, closed_at, said_fatal)
+            .await;
     }
 }
 

@@ -25,7 +25,9 @@ use super::statements::{StatementInfo, Statements};
 use crate::catalog::{DbCatalog, Snapshot};
 use crate::engine::{WriteSet, COALESCE_WAIT};
 use crate::server::Shared;
-use crate::sql::{Analysis, Isolation, SetCommand, Statement, StatementKind, TxCommand};
+use crate::sql::{
+    Analysis, Isolation, SetCommand, Statement, StatementKind, TxCommand, MAX_ANALYZED_TEXT,
+};
 use crate::wire::bind::{Bind, BIND_COMPLETE};
 use crate::wire::describe::Target;
 use crate::wire::error_response::is_syntax_error_in_text;
@@ -45,9 +47,6 @@ const ANALYZE_INLINE: usize = 8 << 10;
 /// SQL-level prepared statements tracked per session; EXECUTE of any other
 /// is planned as writing everything.
 const MAX_SQL_PREPARED: usize = 10_000;
-/// Statement texts longer than this are not analysed: they pass through as
-/// `too_large`, and are planned as writing everything.
-pub const MAX_ANALYZED_TEXT: usize = 64 << 10;
 
 /// A client message held back until the server has answered a probe.
 enum Parked {

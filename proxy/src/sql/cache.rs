@@ -38,6 +38,12 @@ use super::normalize::{self, Normalized};
 /// the cache's memory stays bounded by `capacity * MAX_CACHED_TEXT`.
 pub const MAX_CACHED_TEXT: usize = 64 * 1024;
 
+/// Texts longer than this are not analysed: they are one Unknown statement
+/// with the error "too_large" (not cached, writes handled as unknown), and a
+/// fingerprint of their beginning. Parsing is the one cost a client could
+/// otherwise raise at will, on the threads every session shares.
+pub const MAX_ANALYZED_TEXT: usize = 64 * 1024;
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
     Shape {
@@ -55,9 +61,50 @@ pub const MAX_INDEXED_TEXT: usize = 1024;
 /// At most this many verbatim texts (so at most 4 MiB of them).
 const TEXT_INDEX_CAPACITY: usize = 4096;
 
+/// Bytes the analyses of `cache` may hold (texts, fingerprints, names), on
+/// top of its count: texts up to `MAX_CACHED_TEXT` are cached, and any
+/// client chooses them.
+pub const MAX_CACHE_BYTES: usize = 16 << 20;
+
+/// An LRU of analyses bounded in count and in (estimated) bytes.
+struct Analyses {
+    lru: LruCache<Key, Arc<Analysis>>,
+    bytes: usize,
+}
+
+impl Analyses {
+    fn get(&mut self, key: &Key) -> Option<&Arc<Analysis>> {
+        self.lru.get(key)
+    }
+
+    fn put(&mut self, key: Key, analysis: Arc<Analysis>) {
+        self.bytes += charge(&key, &analysis);
+        if let Some((k, a)) = self.lru.push(key, analysis) {
+            self.bytes = self.bytes.saturating_sub(charge(&k, &a));
+        }
+        while self.bytes > MAX_CACHE_BYTES {
+            let Some((k, a)) = self.lru.pop_lru() else {
+                break;
+            };
+            self.bytes = self.bytes.saturating_sub(charge(&k, &a));
+        }
+    }
+}
+
+/// What an entry holds, about: the analysis's fingerprint (shared with a
+/// shape key) and names (no longer than the fingerprint), and the text of
+/// a text key.
+fn charge(key: &Key, analysis: &Analysis) -> usize {
+    let key_bytes = match key {
+        Key::Shape { literal_kinds, .. } => literal_kinds.len(),
+        Key::Text(text) => text.len(),
+    };
+    key_bytes + 2 * analysis.fingerprint.len() + 256
+}
+
 /// Shared by all sessions (`Send + Sync`).
 pub struct Analyzer {
-    cache: Option<Mutex<LruCache<Key, Arc<Analysis>>>>,
+    cache: Option<Mutex<Analyses>>,
     /// Exact text -> its analysis (shared with `cache`). An analysis is a
     /// function of the text alone, so this needs no invalidation.
     by_text: Option<Mutex<LruCache<Box<str>, Arc<Analysis>>>>,
@@ -68,7 +115,12 @@ impl Analyzer {
     /// An analyzer keeping at most `capacity` analyses (0: no caching).
     pub fn new(capacity: usize) -> Analyzer {
         Analyzer {
-            cache: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
+            cache: NonZeroUsize::new(capacity).map(|c| {
+                Mutex::new(Analyses {
+                    lru: LruCache::new(c),
+                    bytes: 0,
+                })
+            }),
             by_text: NonZeroUsize::new(capacity.min(TEXT_INDEX_CAPACITY))
                 .map(|c| Mutex::new(LruCache::new(c))),
             parses: AtomicU64::new(0),
@@ -78,6 +130,9 @@ impl Analyzer {
     /// Analyze `text`. Cheapest for a text seen before (one lookup), cheap
     /// for a text of a known shape (tokenize, look up); parses only on a miss.
     pub fn analyze(&self, text: &str) -> Arc<Analysis> {
+        if text.len() > MAX_ANALYZED_TEXT {
+            return Arc::new(too_large(text));
+        }
         let Some(by_text) = self
             .by_text
             .as_ref()
@@ -120,7 +175,7 @@ impl Analyzer {
         let (mut analysis, shareable) = self.compute(text, &norm);
         analysis.fingerprint = fingerprint;
         let analysis = Arc::new(analysis);
-        let key = if shareable && !norm.literal_mentions_temp {
+        let key = if shareable && !norm.literal_mentions_temp && !norm.secret {
             shape
         } else {
             by_text
@@ -131,11 +186,16 @@ impl Analyzer {
 
     /// Number of cached analyses.
     pub fn len(&self) -> usize {
-        self.cache.as_ref().map_or(0, |c| c.lock().len())
+        self.cache.as_ref().map_or(0, |c| c.lock().lru.len())
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Estimated bytes held by cached analyses (at most `MAX_CACHE_BYTES`).
+    pub fn bytes(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.lock().bytes)
     }
 
     /// How many texts were analyzed in full (cache misses), for metrics.
@@ -156,6 +216,32 @@ impl std::fmt::Debug for Analyzer {
             .field("len", &self.len())
             .field("parses", &self.parse_count())
             .finish()
+    }
+}
+
+/// How much of a text too large to analyse its fingerprint shows.
+const TOO_LARGE_PREFIX: usize = 1024;
+
+/// What the analysis of a text over [`MAX_ANALYZED_TEXT`] says: one Unknown
+/// statement, error "too_large", and the fingerprint of its first
+/// `TOO_LARGE_PREFIX` bytes with a marker. All of it linear in the text.
+pub(crate) fn too_large(text: &str) -> Analysis {
+    let mut end = TOO_LARGE_PREFIX.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = normalize::normalize(&text[..end]);
+    let fingerprint = format!("{} ... (too large: {} bytes)", head.fingerprint, text.len());
+    Analysis {
+        fingerprint_id: normalize::fingerprint_id(&fingerprint),
+        fingerprint: Arc::from(fingerprint),
+        statements: vec![Statement {
+            kind: StatementKind::Unknown,
+            // Whatever it holds may create temporary objects; a mention is
+            // all that can be checked without lexing it.
+            creates_temp: super::lexer::contains_ci(text, "temp"),
+        }],
+        error: Some("too_large".into()),
     }
 }
 

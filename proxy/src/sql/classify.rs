@@ -110,7 +110,7 @@ fn classify_ast(ast: &Ast) -> Result<StatementKind, String> {
                 return Err("SELECT INTO inside a data-modifying statement".into());
             }
             Ok(StatementKind::Write(Write {
-                targets: c.targets.clone(),
+                targets: c.targets.items.clone(),
                 reads: c.read(),
                 cascade: false,
             }))

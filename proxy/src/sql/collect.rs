@@ -18,6 +18,8 @@
 //! come back as a table named "ONLY" with alias `t`). Any such node makes the
 //! statement Unknown rather than a guess.
 
+use std::collections::HashSet;
+use std::hash::Hash;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
@@ -34,10 +36,10 @@ const MAX_IDENT_BYTES: usize = 63;
 
 #[derive(Default)]
 pub(crate) struct Collected {
-    pub relations: Vec<RelName>,
-    pub cte_names: Vec<String>,
-    pub functions: Vec<FuncName>,
-    pub targets: Vec<RelName>,
+    pub relations: Unique<RelName>,
+    pub cte_names: Unique<String>,
+    pub functions: Unique<FuncName>,
+    pub targets: Unique<RelName>,
     pub has_dml: bool,
     pub locking: bool,
     pub tablesample: bool,
@@ -54,10 +56,34 @@ impl Collected {
             None
         };
         Read {
-            relations: self.relations.clone(),
-            cte_names: self.cte_names.clone(),
-            functions: self.functions.clone(),
+            relations: self.relations.items.clone(),
+            cte_names: self.cte_names.items.clone(),
+            functions: self.functions.items.clone(),
             uncacheable,
+        }
+    }
+}
+
+/// Names in order of first appearance, without repeats; a hash set finds
+/// repeats, so a statement naming n tables costs O(n), not O(n^2).
+pub(crate) struct Unique<T> {
+    pub items: Vec<T>,
+    seen: HashSet<T>,
+}
+
+impl<T> Default for Unique<T> {
+    fn default() -> Self {
+        Unique {
+            items: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+}
+
+impl<T: Clone + Eq + Hash> Unique<T> {
+    fn push(&mut self, x: T) {
+        if self.seen.insert(x.clone()) {
+            self.items.push(x);
         }
     }
 }
@@ -149,12 +175,6 @@ fn func_name(name: &ObjectName) -> Result<FuncName, String> {
     Ok(FuncName { schema, name })
 }
 
-fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
-    if !v.contains(&x) {
-        v.push(x);
-    }
-}
-
 /// SQL-standard value functions, written without parentheses. PostgreSQL
 /// reserves these words, so an unquoted bare `current_role` is always the
 /// function, never a column.
@@ -205,7 +225,7 @@ const SPECIAL_FORMS: &[&str] = &[
 
 impl Collector {
     fn function(&mut self, schema: Option<&str>, name: &str) {
-        push_unique(&mut self.out.functions, FuncName::new(schema, name));
+        self.out.functions.push(FuncName::new(schema, name));
     }
 
     fn target_factor(&mut self, tf: &TableFactor) -> Flow {
@@ -214,7 +234,7 @@ impl Collector {
                 name, args: None, ..
             } => {
                 match rel_name(name) {
-                    Ok(r) => push_unique(&mut self.out.targets, r),
+                    Ok(r) => self.out.targets.push(r),
                     Err(e) => return unsure(e),
                 }
                 self.skip.push(tf as *const TableFactor);
@@ -251,7 +271,7 @@ impl Collector {
                 }
                 match &ins.table {
                     TableObject::TableName(name) => match rel_name(name) {
-                        Ok(r) => push_unique(&mut self.out.targets, r),
+                        Ok(r) => self.out.targets.push(r),
                         Err(e) => return unsure(e),
                     },
                     _ => return unsure("unsupported INSERT target"),
@@ -339,7 +359,7 @@ impl Visitor for Collector {
                 if cte.from.is_some() {
                     return unsure("CTE form not in PostgreSQL");
                 }
-                push_unique(&mut self.out.cte_names, fold(&cte.alias.name));
+                self.out.cte_names.push(fold(&cte.alias.name));
             }
         }
         if !q.locks.is_empty() {
@@ -397,12 +417,12 @@ impl Visitor for Collector {
                 if args.is_some() {
                     // `FROM generate_series(1, 3)`: a function, not a table.
                     match func_name(name) {
-                        Ok(f) => push_unique(&mut self.out.functions, f),
+                        Ok(f) => self.out.functions.push(f),
                         Err(e) => return unsure(e),
                     }
                 } else if !self.skip.contains(&(tf as *const TableFactor)) {
                     match rel_name(name) {
-                        Ok(r) => push_unique(&mut self.out.relations, r),
+                        Ok(r) => self.out.relations.push(r),
                         Err(e) => return unsure(e),
                     }
                 }
@@ -413,7 +433,7 @@ impl Visitor for Collector {
                 }
             }
             TableFactor::Function { name, .. } => match func_name(name) {
-                Ok(f) => push_unique(&mut self.out.functions, f),
+                Ok(f) => self.out.functions.push(f),
                 Err(e) => return unsure(e),
             },
             TableFactor::UNNEST { .. } => self.function(None, "unnest"),
@@ -450,7 +470,7 @@ impl Visitor for Collector {
                     }
                 }
                 match func_name(&f.name) {
-                    Ok(fname) => push_unique(&mut self.out.functions, fname),
+                    Ok(fname) => self.out.functions.push(fname),
                     Err(err) => return unsure(err),
                 }
             }

@@ -73,19 +73,27 @@ mod utility;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_limits;
+#[cfg(test)]
 mod tests_prop;
+#[cfg(test)]
+mod tests_secrets;
 
 pub use analysis::{
     Analysis, FuncName, Isolation, Read, RelName, SetCommand, SetValue, Statement, StatementKind,
     TxCommand, Write,
 };
-pub use cache::{Analyzer, MAX_CACHED_TEXT};
+pub use cache::{Analyzer, MAX_ANALYZED_TEXT, MAX_CACHED_TEXT};
 /// The tokenizer, for the catalog's check of what a fingerprint names
 /// (operators, type and domain names) without substring guesses.
 pub(crate) use lexer::{ident_value, tokenize, Kind as TokenKind};
 
 /// The fingerprint of `text` and its 64-bit id, without analyzing it.
 pub fn fingerprint(text: &str) -> (String, u64) {
+    if text.len() > MAX_ANALYZED_TEXT {
+        let analysis = cache::too_large(text);
+        return (analysis.fingerprint.to_string(), analysis.fingerprint_id);
+    }
     let n = normalize::normalize(text);
     let id = normalize::fingerprint_id(&n.fingerprint);
     (n.fingerprint, id)
@@ -100,6 +108,9 @@ pub fn is_time_literal(value: &str) -> bool {
 
 /// Analyze one text without any cache (tests, tools).
 pub fn analyze(text: &str) -> Analysis {
+    if text.len() > MAX_ANALYZED_TEXT {
+        return cache::too_large(text);
+    }
     let n = normalize::normalize(text);
     cache::analyze_uncached(text, &n).0
 }

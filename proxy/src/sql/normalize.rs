@@ -28,7 +28,18 @@ pub(crate) struct Normalized {
     /// The lexer met something the server rejects outright (unterminated
     /// literal or comment, stray character): the server fails the whole text.
     pub lex_error: bool,
+    /// Some statement may carry a secret (see [`carries_secrets`]): its
+    /// fingerprint hides more than literals, so two such texts of one
+    /// fingerprint may differ in more than literal values and must not
+    /// share an analysis.
+    pub secret: bool,
 }
+
+/// What a fingerprint shows instead of something it must not show: the
+/// rest of an unterminated literal, identifier or comment, and in a
+/// statement that may carry a secret, quoted identifiers and the word
+/// after PASSWORD.
+const HIDDEN: &str = "$?";
 
 pub(crate) fn normalize(text: &str) -> Normalized {
     let tokens = lexer::tokenize(text);
@@ -44,11 +55,18 @@ pub(crate) fn normalize(text: &str) -> Normalized {
     let mut literal_mentions_temp = false;
     let mut lex_error = false;
     let mut literal_kinds = Vec::new();
+    let hidden = hidden_tokens(text, &tokens);
+    let secret = hidden.is_some();
     let mut prev: Option<&Token> = None;
-    for t in &tokens {
+    for (i, t) in tokens.iter().enumerate() {
         let raw = t.text(text);
         if needs_space(text, prev, t) {
             fp.push(' ');
+        }
+        if hidden.as_ref().is_some_and(|h| h[i]) {
+            fp.push_str(HIDDEN);
+            prev = Some(t);
+            continue;
         }
         match t.kind {
             Kind::Word => fp.extend(raw.chars().map(|c| c.to_ascii_lowercase())),
@@ -81,7 +99,13 @@ pub(crate) fn normalize(text: &str) -> Normalized {
             Kind::Op | Kind::Punct => fp.push_str(raw),
             Kind::Error => {
                 lex_error = true;
-                fp.push_str(raw);
+                // A stray character shows; the rest of an unterminated
+                // literal may be a password.
+                if raw.chars().nth(1).is_some() {
+                    fp.push_str(HIDDEN);
+                } else {
+                    fp.push_str(raw);
+                }
             }
         }
         prev = Some(t);
@@ -93,6 +117,65 @@ pub(crate) fn normalize(text: &str) -> Normalized {
         literal_mentions_temp,
         literal_kinds,
         lex_error,
+        secret,
+    }
+}
+
+/// Which tokens the fingerprint hides because their statement may carry a
+/// secret (see [`carries_secrets`]); `None` when no statement may. Linear:
+/// one pass over the tokens, and one more over each statement.
+fn hidden_tokens(src: &str, toks: &[Token]) -> Option<Vec<bool>> {
+    let worth_splitting = toks.iter().any(|t| {
+        ["password", "create", "alter", "import"]
+            .iter()
+            .any(|kw| t.is_word(src, kw))
+    });
+    if !worth_splitting {
+        return None;
+    }
+    let mut hidden = vec![false; toks.len()];
+    let mut secret = false;
+    for range in split_statements(src, toks) {
+        if carries_secrets(src, &toks[range.clone()]) {
+            secret = true;
+            for i in range {
+                hidden[i] = hidden_in_secret(src, toks, i);
+            }
+        }
+    }
+    secret.then_some(hidden)
+}
+
+/// A statement that may hold a password or connection options, well-formed
+/// or not: any mention of PASSWORD; CREATE/ALTER USER, ROLE or GROUP
+/// (also USER MAPPING); CREATE/ALTER SERVER and FOREIGN DATA WRAPPER; and
+/// IMPORT FOREIGN SCHEMA (their OPTIONS).
+pub(crate) fn carries_secrets(src: &str, toks: &[Token]) -> bool {
+    if toks.iter().any(|t| t.is_word(src, "password")) {
+        return true;
+    }
+    let mut words = toks.iter().filter(|t| t.kind == Kind::Word);
+    let first = words.next();
+    let second = words.next();
+    let is = |t: Option<&Token>, kw: &str| t.is_some_and(|t| t.is_word(src, kw));
+    if is(first, "import") {
+        return true;
+    }
+    (is(first, "create") || is(first, "alter"))
+        && ["user", "role", "group", "server", "foreign"]
+            .iter()
+            .any(|kw| is(second, kw))
+}
+
+/// Whether token `i` of a statement that may carry a secret is hidden:
+/// literals are placeholders anyway; quoted identifiers (a password written
+/// in double quotes by mistake) and whatever follows PASSWORD are hidden too.
+fn hidden_in_secret(src: &str, toks: &[Token], i: usize) -> bool {
+    let t = &toks[i];
+    match t.kind {
+        Kind::Ident { .. } => true,
+        Kind::Word | Kind::Op => i > 0 && toks[i - 1].is_word(src, "password"),
+        _ => false,
     }
 }
 

@@ -51,6 +51,18 @@ fn fp(text: &str) -> String {
     fingerprint(text).0
 }
 
+/// The analysis of a text of any size: parser bounds are tested with texts
+/// over `MAX_ANALYZED_TEXT`, which `analyze` would not parse.
+fn analyze_unbounded(text: &str) -> Analysis {
+    cache::analyze_uncached(text, &normalize::normalize(text)).0
+}
+
+fn one_unbounded(text: &str) -> StatementKind {
+    let a = analyze_unbounded(text);
+    assert_eq!(a.statements.len(), 1, "{a:?}");
+    a.statements.into_iter().next().map(|s| s.kind).unwrap()
+}
+
 fn is_unknown(text: &str) -> bool {
     analyze(text)
         .statements
@@ -971,17 +983,17 @@ fn long_flat_chains_are_bounded() {
                 .collect::<Vec<_>>()
                 .join(" OR ")
         );
-        assert!(matches!(one(&q), StatementKind::Read(_)));
+        assert!(matches!(one_unbounded(&q), StatementKind::Read(_)));
         let casts = format!(
             "SELECT 1{}",
             "::int".repeat(parse::MAX_CHAIN_DEPTH as usize - 5)
         );
-        assert!(matches!(one(&casts), StatementKind::Read(_)));
+        assert!(matches!(one_unbounded(&casts), StatementKind::Read(_)));
         let unions = (0..parse::MAX_CHAIN_DEPTH - 5)
             .map(|i| format!("SELECT {i} FROM t"))
             .collect::<Vec<_>>()
             .join(" UNION ");
-        assert!(matches!(one(&unions), StatementKind::Read(_)));
+        assert!(matches!(one_unbounded(&unions), StatementKind::Read(_)));
 
         // Far past it: Unknown, and no parse (so no deep drop), even when the
         // statement ends in a syntax error.
@@ -993,7 +1005,7 @@ fn long_flat_chains_are_bounded() {
                     .collect::<Vec<_>>()
                     .join(" OR ")
             );
-            let a = analyze(&q);
+            let a = analyze_unbounded(&q);
             assert!(a.error.unwrap().contains("too complex"));
         }
         // Long lists are not chains.
@@ -1004,7 +1016,7 @@ fn long_flat_chains_are_bounded() {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        assert!(matches!(one(&q), StatementKind::Write(_)));
+        assert!(matches!(one_unbounded(&q), StatementKind::Write(_)));
         let q = format!(
             "SELECT * FROM t WHERE id IN ({})",
             (0..50_000)
@@ -1012,7 +1024,7 @@ fn long_flat_chains_are_bounded() {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        assert!(matches!(one(&q), StatementKind::Read(_)));
+        assert!(matches!(one_unbounded(&q), StatementKind::Read(_)));
     });
 }
 
@@ -1158,7 +1170,16 @@ fn cache_is_bounded_and_capacity_zero_disables_it() {
     assert!(big.len() > MAX_CACHED_TEXT);
     an.analyze(&big);
     an.analyze(&big);
-    assert_eq!(an.parse_count(), 12);
+    // Too large to be analysed at all (MAX_ANALYZED_TEXT): never parsed.
+    assert_eq!(an.parse_count(), 10);
+    let under = format!(
+        "SELECT * FROM t WHERE a IN ({})",
+        vec!["1"; 5_000].join(",")
+    );
+    assert!(under.len() <= MAX_ANALYZED_TEXT);
+    an.analyze(&under);
+    an.analyze(&under);
+    assert_eq!(an.parse_count(), 11);
 }
 
 #[test]
