@@ -83,7 +83,7 @@ pub use analysis::{
     Analysis, FuncName, Isolation, Read, RelName, SetCommand, SetValue, Statement, StatementKind,
     TxCommand, Write,
 };
-pub use cache::{Analyzer, MAX_ANALYZED_TEXT, MAX_CACHED_TEXT};
+pub use cache::{Analyzer, MAX_ANALYZED_TEXT, MAX_CACHED_TEXT, TOO_LARGE};
 
 /// The fingerprint of `text` and its 64-bit id, without analyzing it.
 pub fn fingerprint(text: &str) -> (String, u64) {
