@@ -85,7 +85,7 @@ pub use analysis::{
     Analysis, FuncName, Isolation, Read, RelName, SetCommand, SetValue, Statement, StatementKind,
     TxCommand, Write,
 };
-pub use cache::{Analyzer, MAX_ANALYZED_TEXT, MAX_CACHED_TEXT};
+pub use cache::{Analyzer, MAX_ANALYZED_TEXT, MAX_CACHED_TEXT, TOO_LARGE};
 /// The tokenizer, for the catalog's check of what a fingerprint names
 /// (operators, type and domain names) without substring guesses.
 pub(crate) use lexer::{ident_value, tokenize, Kind as TokenKind};
