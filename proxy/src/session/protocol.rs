@@ -27,6 +27,7 @@ use crate::engine::{WriteSet, COALESCE_WAIT};
 use crate::server::Shared;
 use crate::sql::{
     Analysis, Isolation, SetCommand, Statement, StatementKind, TxCommand, MAX_ANALYZED_TEXT,
+    TOO_LARGE,
 };
 use crate::wire::bind::{Bind, BIND_COMPLETE};
 use crate::wire::describe::Target;
@@ -314,14 +315,9 @@ impl Protocol {
         let started = Instant::now();
         let epoch = self.shared.engine.catalogs.ddl_epoch();
         let text = match query::text(&message) {
-            Some(text) if text.len() <= MAX_ANALYZED_TEXT => text,
-            text => {
-                let reason = if text.is_some() {
-                    "too_large"
-                } else {
-                    "malformed"
-                };
-                let mut cycle = self.cycle_for_request(Outcome::Bypass(reason));
+            Some(text) => text,
+            None => {
+                let mut cycle = self.cycle_for_request(Outcome::Bypass("malformed"));
                 cycle.writes = WriteSet::Everything;
                 cycle.self_committing = true;
                 cycle.ddl_commit = Some(self.shared.engine.catalogs.begin_ddl_commit());
@@ -358,6 +354,8 @@ impl Protocol {
         }
         if was_open {
             // Joined a batch in flight: never cached.
+        } else if analysis.error.as_deref() == Some(TOO_LARGE) {
+            cycle.outcome = Outcome::Bypass(TOO_LARGE);
         } else if analysis.statements.len() > 1 {
             cycle.outcome = Outcome::Bypass("multi_statement");
         } else if analysis.single_cacheable_read().is_some() {
