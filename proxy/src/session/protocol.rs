@@ -26,8 +26,7 @@ use crate::catalog::{DbCatalog, Snapshot};
 use crate::engine::{WriteSet, COALESCE_WAIT};
 use crate::server::Shared;
 use crate::sql::{
-    Analysis, Isolation, SetCommand, Statement, StatementKind, TxCommand, MAX_ANALYZED_TEXT,
-    TOO_LARGE,
+    Analysis, SetCommand, Statement, StatementKind, TxCommand, MAX_ANALYZED_TEXT, TOO_LARGE,
 };
 use crate::wire::bind::{Bind, BIND_COMPLETE};
 use crate::wire::describe::Target;
@@ -347,10 +346,9 @@ impl Protocol {
                 _ => {}
             }
         }
-        let standalone = analysis.statements.len() == 1 && !self.in_flight();
         let was_open = cycle.outcome == Outcome::Bypass("split_batch");
         for statement in &analysis.statements {
-            self.note_statement(statement, standalone, &mut cycle);
+            self.note_statement(statement, &mut cycle);
         }
         if was_open {
             // Joined a batch in flight: never cached.
@@ -728,11 +726,6 @@ impl Protocol {
         if capture.is_some() {
             cycle.capture = capture;
         }
-        let executes = batch
-            .iter()
-            .filter(|(t, _)| *t == frontend::EXECUTE)
-            .count();
-        let standalone = executes == 1 && !self.in_flight();
         for (tag, message) in &batch {
             match *tag {
                 frontend::PARSE => {
@@ -778,7 +771,7 @@ impl Protocol {
                             let plan = self.plan(&analysis, &policy, catalog.as_ref());
                             cycle.writes.add(&plan.writes);
                             for statement in &analysis.statements {
-                                self.note_statement(statement, standalone, &mut cycle);
+                                self.note_statement(statement, &mut cycle);
                             }
                             if plan.changes_state {
                                 self.state_may_have_changed();
@@ -857,7 +850,7 @@ impl Protocol {
     /// Session-level effects of a statement being sent: transactions, DDL,
     /// SQL-level prepared statements. (Settings, roles and temporary objects
     /// are not followed here: the server is asked, see `probe.rs`.)
-    fn note_statement(&mut self, statement: &Statement, standalone: bool, cycle: &mut Cycle) {
+    fn note_statement(&mut self, statement: &Statement, cycle: &mut Cycle) {
         match &statement.kind {
             StatementKind::Ddl => {
                 cycle.ddl = true;
@@ -873,16 +866,12 @@ impl Protocol {
             StatementKind::Call { .. } => cycle.self_committing = true,
             StatementKind::Transaction(command) => {
                 match command {
-                    // Only a BEGIN alone, outside a block and with nothing
-                    // in flight, certainly starts a block with the isolation
-                    // it names; a bare BEGIN takes the session's default,
-                    // which the server is asked for.
-                    TxCommand::Begin {
-                        isolation: Some(isolation),
-                        ..
-                    } if standalone && self.tx_status == Some(TxStatus::Idle) => {
-                        self.block_read_committed = Some(*isolation == Isolation::ReadCommitted);
-                    }
+                    // Even a BEGIN that names READ COMMITTED leaves the
+                    // isolation unknown: the probe at the block's first read
+                    // is also what takes the block's snapshot on the server,
+                    // as the client's own read would have (after it, a late
+                    // SET TRANSACTION ISOLATION fails as it does without the
+                    // proxy).
                     TxCommand::Savepoint | TxCommand::Release => {}
                     TxCommand::RollbackToSavepoint => {
                         if self.block_dirty {
