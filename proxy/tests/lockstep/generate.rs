@@ -121,7 +121,7 @@ fn write(rng: &mut Rng) -> Action {
         2 => format!("UPDATE t SET v = v + 1 WHERE id = {id}"),
         3 => format!("INSERT INTO events VALUES ({id}, {n})"),
         4 => format!("DELETE FROM events WHERE k = {id}"),
-        5 => format!("UPDATE rates SET factor = {} WHERE k = 1", id % 3 + 1),
+        5 => format!("UPDATE rates SET factor = {} WHERE k = 1", n % 4 + 1),
         _ => format!("UPDATE data SET secret = 'secret-{n}'"),
     };
     Action::simple("write", sql)
