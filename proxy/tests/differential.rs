@@ -30,7 +30,7 @@
 //! | `FAMILIES=read,session-state,write,reconnect` | seed 4, step 127: `SET ROLE alice; RESET ALL`, then `app`'s cached row where the server says 42501 | 4 |
 //! | `FAMILIES=read,write,migration,reconnect` | seed 2, step 193: `totals` stale after a trigger created inside BEGIN ... COMMIT | 2 |
 //! | `FAMILIES=read,write,sql-prepared,protocol-prepared,reconnect` | seed 6, step 144: `PREPARE p1 AS SELECT set_config(...)`, `EXECUTE p1` | 3 |
-//! | `SKIP=server-side-state,function-call` (before the hidden-function family) | seed 1, step 128: `SELECT ticket()` answered from the cache | 6 |
+//! | `FAMILIES=hidden-function,read,write,reconnect` | seed 1, step 107: `SELECT ticket()` (a `nextval` default argument) answered from the cache | 6 |
 //!
 //! Every `hole_*` scenario failed on that code, each on the wrong answer its
 //! hole predicts.
