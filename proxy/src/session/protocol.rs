@@ -9,6 +9,7 @@
 //! are captured, and where writes are invalidated, after the server
 //! acknowledged them and before the client hears of it.
 
+use crate::bypass::Bypass;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,7 +177,7 @@ impl Protocol {
                 self.batch_bytes += message.len();
                 self.batch.push((tag, message));
                 if self.batch_bytes > MAX_BATCH_BYTES {
-                    self.forward_batch(Outcome::Bypass("large_batch"), None, server)
+                    self.forward_batch(Outcome::Bypass(Bypass::LargeBatch), None, server)
                         .await;
                 }
             }
@@ -191,7 +192,7 @@ impl Protocol {
             }
             frontend::FLUSH => {
                 self.batch.push((tag, message));
-                self.forward_batch(Outcome::Bypass("flush"), None, server)
+                self.forward_batch(Outcome::Bypass(Bypass::Flush), None, server)
                     .await;
             }
             frontend::QUERY => {
@@ -204,7 +205,7 @@ impl Protocol {
                     .get(5..9)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
                     .unwrap_or(u32::MAX);
-                let mut cycle = self.cycle_for_request(Outcome::Bypass("function_call"));
+                let mut cycle = self.cycle_for_request(Outcome::Bypass(Bypass::FunctionCall));
                 cycle.writes.add(&Planner::function_call_writes(oid));
                 if Planner::function_call_changes_state(oid) {
                     self.state_may_have_changed();
@@ -238,7 +239,7 @@ impl Protocol {
         };
         if cycle.open {
             cycle.open = false;
-            cycle.outcome = Outcome::Bypass("split_batch");
+            cycle.outcome = Outcome::Bypass(Bypass::SplitBatch);
         }
         cycle.planned_in = self.shared.engine.catalogs.ddl_epoch();
         cycle
@@ -296,7 +297,7 @@ impl Protocol {
     /// or rows after a Flush) before they send the rest.
     pub async fn end_of_input(&mut self, server: &mut BytesMut) {
         if !self.batch.is_empty() {
-            self.forward_batch(Outcome::Bypass("split_batch"), None, server)
+            self.forward_batch(Outcome::Bypass(Bypass::SplitBatch), None, server)
                 .await;
         }
     }
@@ -316,7 +317,7 @@ impl Protocol {
         let text = match query::text(&message) {
             Some(text) => text,
             None => {
-                let mut cycle = self.cycle_for_request(Outcome::Bypass("malformed"));
+                let mut cycle = self.cycle_for_request(Outcome::Bypass(Bypass::Malformed));
                 cycle.writes = WriteSet::Everything;
                 cycle.self_committing = true;
                 cycle.ddl_commit = Some(self.shared.engine.catalogs.begin_ddl_commit());
@@ -336,7 +337,7 @@ impl Protocol {
         let catalog = self.snapshot(started).await;
         let policy = self.shared.engine.policy.load();
         let plan = self.plan(&analysis, &policy, catalog.as_ref());
-        let mut cycle = self.cycle_for_request(Outcome::Bypass("not_select"));
+        let mut cycle = self.cycle_for_request(Outcome::Bypass(Bypass::NotSelect));
         cycle.planned_in = epoch;
         cycle.writes.add(&plan.writes);
         for statement in &analysis.statements {
@@ -346,16 +347,16 @@ impl Protocol {
                 _ => {}
             }
         }
-        let was_open = cycle.outcome == Outcome::Bypass("split_batch");
+        let was_open = cycle.outcome == Outcome::Bypass(Bypass::SplitBatch);
         for statement in &analysis.statements {
             self.note_statement(statement, &mut cycle);
         }
         if was_open {
             // Joined a batch in flight: never cached.
         } else if analysis.error.as_deref() == Some(TOO_LARGE) {
-            cycle.outcome = Outcome::Bypass(TOO_LARGE);
+            cycle.outcome = Outcome::Bypass(Bypass::TooLarge);
         } else if analysis.statements.len() > 1 {
-            cycle.outcome = Outcome::Bypass("multi_statement");
+            cycle.outcome = Outcome::Bypass(Bypass::MultiStatement);
         } else if analysis.single_cacheable_read().is_some() {
             let decision = match self.session_bypass(&policy) {
                 Some(reason) => Err(reason),
@@ -509,7 +510,7 @@ impl Protocol {
     async fn run_batch(&mut self, server: &mut BytesMut, client: &mut BytesMut, probed: bool) {
         let started = Instant::now();
         let epoch = self.shared.engine.catalogs.ddl_epoch();
-        let mut outcome = Outcome::Bypass("batch");
+        let mut outcome = Outcome::Bypass(Bypass::Batch);
         let mut capture = None;
         let mut fingerprint = None;
         let shape = self.cacheable_shape();
@@ -533,7 +534,7 @@ impl Protocol {
             let decision = match self.session_bypass(&policy) {
                 Some(reason) => Err(reason),
                 None => match shape.analysis.single_cacheable_read() {
-                    None => Err("not_select"),
+                    None => Err(Bypass::NotSelect),
                     Some(_) => Ok(self.plan(&shape.analysis, &policy, catalog.as_ref())),
                 },
             };
@@ -928,32 +929,32 @@ impl Protocol {
     }
 
     /// Why this session cannot use the cache right now, if it cannot.
-    fn session_bypass(&self, policy: &policies::Policy) -> Option<&'static str> {
+    fn session_bypass(&self, policy: &policies::Policy) -> Option<Bypass> {
         if !policy.enabled() {
-            return Some("disabled");
+            return Some(Bypass::Disabled);
         }
         if let Some(reason) = self.context.poisoned() {
             return Some(reason);
         }
         if self.in_flight() {
-            return Some("pipelined");
+            return Some(Bypass::Pipelined);
         }
         match self.tx_status {
             Some(TxStatus::Idle) => {}
             Some(TxStatus::InTransaction) if !self.uncommitted.is_empty() => {
-                return Some("transaction_wrote")
+                return Some(Bypass::TransactionWrote)
             }
             Some(TxStatus::InTransaction) => match self.block_read_committed {
                 Some(true) => {}
-                Some(false) => return Some("isolation"),
-                None => return Some("state_unknown"),
+                Some(false) => return Some(Bypass::Isolation),
+                None => return Some(Bypass::StateUnknown),
             },
-            Some(TxStatus::Failed) => return Some("failed_transaction"),
-            None => return Some("startup"),
+            Some(TxStatus::Failed) => return Some(Bypass::FailedTransaction),
+            None => return Some(Bypass::Startup),
         }
         match self.context.probed() {
-            None => Some("state_unknown"),
-            Some(p) if p.temporary_relations => Some("temporary_objects"),
+            None => Some(Bypass::StateUnknown),
+            Some(p) if p.temporary_relations => Some(Bypass::TemporaryObjects),
             Some(_) => None,
         }
     }
@@ -1050,8 +1051,8 @@ impl Protocol {
             writes.add(&planner.writes(statement));
         }
         let cacheable = match analysis.single_cacheable_read() {
-            None => Err("not_select"),
-            Some(_) if !writes.is_empty() => Err("volatile_function"),
+            None => Err(Bypass::NotSelect),
+            Some(_) if !writes.is_empty() => Err(Bypass::VolatileFunction),
             Some(read) => planner.cacheable(read, &analysis.fingerprint),
         };
         let changes_state = analysis
@@ -1310,7 +1311,7 @@ impl Protocol {
                 // request. Nothing more is cached for this session, and
                 // whatever it may have written is invalidated.
                 warn!(backend_pid = ?self.backend_pid, "unexpected ReadyForQuery: the session is no longer cached");
-                self.context.poison("protocol_desync");
+                self.context.poison(Bypass::ProtocolDesync);
                 engine.invalidate(&WriteSet::Everything);
             }
             return;

@@ -15,7 +15,7 @@ const LIMITS: &str = "
 
 fn risk(snapshot: &Snapshot, query: &str) -> Option<&'static str> {
     let (fingerprint, _) = crate::sql::fingerprint(query);
-    snapshot.hidden_call_risk(&fingerprint)
+    snapshot.hidden_call_risk(&fingerprint).map(|r| r.as_str())
 }
 
 fn volatility(snapshot: &Snapshot, name: &str) -> Option<(Volatility, bool)> {
