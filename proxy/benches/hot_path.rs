@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use cache_core::{Entry, Generations, KeyBuilder, Store, StoreConfig};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pgcache::sql::{self, Analyzer};
@@ -29,9 +29,7 @@ const REPORT_QUERY: &str = "SELECT c.name, o.id, sum(l.qty * l.price) AS total \
     GROUP BY c.name, o.id ORDER BY total DESC LIMIT 50";
 
 fn message(out: &mut BytesMut, tag: u8, body: &[u8]) {
-    out.put_u8(tag);
-    out.put_u32(body.len() as u32 + 4);
-    out.put_slice(body);
+    pgcache::wire::encode::frame_into(out, tag, body);
 }
 
 fn cstr(out: &mut Vec<u8>, s: &str) {

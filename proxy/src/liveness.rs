@@ -105,7 +105,7 @@ pub async fn probe(
         Ok(Ok((tag, body))) => {
             if tag == b'R' && body.starts_with(&[0, 0, 0, 0]) {
                 // Logged in at once (trust): leave politely.
-                let _ = server.write_all(b"X\0\0\0\x04").await;
+                let _ = server.write_all(crate::wire::encode::TERMINATE).await;
             }
             Verdict::Alive
         }
@@ -116,21 +116,15 @@ pub async fn probe(
 
 /// A protocol 3.0 StartupMessage.
 fn startup_packet(user: &str, database: &str) -> Vec<u8> {
-    let mut body = 196_608u32.to_be_bytes().to_vec();
-    for (key, value) in [
-        ("user", user),
-        ("database", database),
-        ("application_name", "pgcache liveness probe"),
-    ] {
-        body.extend_from_slice(key.as_bytes());
-        body.push(0);
-        body.extend(value.bytes().filter(|&b| b != 0));
-        body.push(0);
-    }
-    body.push(0);
-    let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    packet.extend_from_slice(&body);
-    packet
+    crate::wire::encode::startup(
+        3,
+        0,
+        &[
+            ("user", user),
+            ("database", database),
+            ("application_name", "pgcache liveness probe"),
+        ],
+    )
 }
 
 /// The SQLSTATE field of an ErrorResponse body.

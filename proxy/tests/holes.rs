@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::raw::{error_fields, message, Raw};
+use common::raw::{error_fields, Raw};
+use common::wire::{self, flush, parse, query, sync};
 use common::{connect, connect_as, proxy, setup_db, value};
 use testkit::Cluster;
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -24,36 +25,12 @@ async fn outcome(client: &Client, sql: &str) -> String {
     }
 }
 
-fn parse(name: &str, sql: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(name.as_bytes());
-    body.push(0);
-    body.extend_from_slice(sql.as_bytes());
-    body.push(0);
-    body.extend_from_slice(&0u16.to_be_bytes());
-    message(b'P', &body)
-}
-
 fn bind(statement: &str) -> Vec<u8> {
-    let mut body = vec![0]; // unnamed portal
-    body.extend_from_slice(statement.as_bytes());
-    body.push(0);
-    body.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // no formats, params, result formats
-    message(b'B', &body)
+    wire::bind("", statement, &[])
 }
 
 fn execute() -> Vec<u8> {
-    message(b'E', &[0, 0, 0, 0, 0])
-}
-
-fn sync() -> Vec<u8> {
-    message(b'S', &[])
-}
-
-fn query(sql: &str) -> Vec<u8> {
-    let mut body = sql.as_bytes().to_vec();
-    body.push(0);
-    message(b'Q', &body)
+    wire::execute("", 0)
 }
 
 /// The text of every DataRow's first column, and the SQLSTATE of any error.
@@ -91,7 +68,7 @@ async fn a_flush_after_sync_does_not_shift_answers() {
     pipeline.extend(bind(""));
     pipeline.extend(execute());
     pipeline.extend(sync());
-    pipeline.extend(message(b'H', &[]));
+    pipeline.extend(flush());
     writer.send(&pipeline).await;
     writer.read_until(b'Z').await;
     // Cached after the pipeline's INSERT invalidated t.
@@ -220,16 +197,8 @@ async fn state_changed_by_server_side_code_is_asked_for() {
     raw.send(&query(q)).await;
     let (rows, _) = rows_and_errors(&raw.read_until(b'Z').await);
     assert_eq!(rows, ["public-secret"]);
-    let mut call = Vec::new();
-    call.extend_from_slice(&2078u32.to_be_bytes());
-    call.extend_from_slice(&0u16.to_be_bytes()); // arguments in text
-    call.extend_from_slice(&3u16.to_be_bytes());
-    for arg in [&b"search_path"[..], b"a", b"false"] {
-        call.extend_from_slice(&(arg.len() as i32).to_be_bytes());
-        call.extend_from_slice(arg);
-    }
-    call.extend_from_slice(&0u16.to_be_bytes()); // result in text
-    raw.send(&message(b'F', &call)).await;
+    let args = ["search_path", "a", "false"].map(|a| Some(a.to_string()));
+    raw.send(&wire::function_call(2078, &args)).await;
     raw.read_until(b'Z').await;
     raw.send(&query(q)).await;
     let (rows, errors) = rows_and_errors(&raw.read_until(b'Z').await);

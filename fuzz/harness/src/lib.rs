@@ -185,10 +185,7 @@ fn inspect(side: Side, tag: u8, m: &[u8]) {
 
 /// Tag and length word of a message with this body.
 fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![tag];
-    v.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
-    v.extend_from_slice(body);
-    v
+    pgcache::wire::encode::frame(tag, body)
 }
 
 fn cstr(out: &mut Vec<u8>, s: &str) {

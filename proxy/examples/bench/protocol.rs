@@ -3,9 +3,6 @@
 
 use bytes::BufMut;
 
-/// Protocol 3.0, the version in every StartupMessage.
-const PROTOCOL_3_0: u32 = 196_608;
-
 /// Appends one message: type byte, length (counting itself), body.
 pub fn put_message(out: &mut impl BufMut, tag: u8, body: &[u8]) {
     out.put_u8(tag);
@@ -30,17 +27,7 @@ pub fn take_cstr(body: &mut &[u8]) -> String {
 
 /// A StartupMessage (protocol 3.0) with these parameters.
 pub fn startup_packet(params: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.put_u32(PROTOCOL_3_0);
-    for (k, v) in params {
-        put_cstr(&mut body, k);
-        put_cstr(&mut body, v);
-    }
-    body.put_u8(0);
-    let mut packet = Vec::with_capacity(body.len() + 4);
-    packet.put_u32(body.len() as u32 + 4);
-    packet.extend_from_slice(&body);
-    packet
+    pgcache::wire::encode::startup(3, 0, params)
 }
 
 /// The body of an ErrorResponse with these (field code, value) pairs.

@@ -1405,10 +1405,7 @@ impl Protocol {
     /// as the server itself does when its client disconnects.
     pub fn abandon_client_input(&mut self, server: &mut BytesMut) {
         if self.copy_in {
-            let reason = b"client connection lost\0";
-            server.extend_from_slice(&[frontend::COPY_FAIL]);
-            server.extend_from_slice(&((reason.len() + 4) as u32).to_be_bytes());
-            server.extend_from_slice(reason);
+            server.extend_from_slice(&crate::wire::encode::copy_fail("client connection lost"));
             self.copy_in = false;
         }
     }

@@ -166,7 +166,9 @@ impl<C: Split, S: Split> Relay<C, S> {
                     SqlState::ADMIN_SHUTDOWN,
                     "terminating connection because pgcache is shutting down",
                 ));
-                self.server.outbox.extend_from_slice(b"X\0\0\0\x04");
+                self.server
+                    .outbox
+                    .extend_from_slice(crate::wire::encode::TERMINATE);
                 self.protocol.terminated = true;
                 return Ending::Shutdown;
             }
@@ -250,7 +252,7 @@ impl<C: Split, S: Split> Relay<C, S> {
                         SqlState::IDLE_SESSION_TIMEOUT,
                         "terminating connection due to idle-session timeout",
                     ));
-                    self.server.outbox.extend_from_slice(b"X\0\0\0\x04");
+                    self.server.outbox.extend_from_slice(crate::wire::encode::TERMINATE);
                     self.protocol.terminated = true;
                     return Ending::IdleTimeout;
                 }

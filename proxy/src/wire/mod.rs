@@ -7,6 +7,7 @@
 pub mod bind;
 pub mod cursor;
 pub mod describe;
+pub mod encode;
 pub mod error_response;
 pub mod execute;
 pub mod framer;

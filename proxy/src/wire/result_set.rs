@@ -82,9 +82,7 @@ fn put_cstr(buf: &mut BytesMut, s: &str) {
 }
 
 fn frame(out: &mut BytesMut, tag: u8, body: &[u8]) {
-    out.put_u8(tag);
-    out.put_u32(body.len() as u32 + 4);
-    out.extend_from_slice(body);
+    crate::wire::encode::frame_into(out, tag, body);
 }
 
 #[cfg(test)]

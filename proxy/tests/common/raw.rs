@@ -14,26 +14,12 @@ pub struct Raw {
 
 /// A startup packet for protocol `major.minor` with the given parameters.
 pub fn startup_packet(major: u16, minor: u16, params: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&((major as u32) << 16 | minor as u32).to_be_bytes());
-    for (k, v) in params {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    packet.extend_from_slice(&body);
-    packet
+    pgcache::wire::encode::startup(major, minor, params)
 }
 
 /// A regular message.
 pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![tag];
-    m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
-    m.extend_from_slice(body);
-    m
+    pgcache::wire::encode::frame(tag, body)
 }
 
 impl Raw {
