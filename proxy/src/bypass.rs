@@ -125,6 +125,15 @@ reasons! {
     Policy = "policy",
 }
 
+/// How a cycle counts in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Looked up, not found, forwarded (and captured for the cache).
+    Miss,
+    /// Not cacheable; the reason is a short stable label.
+    Bypass(Bypass),
+}
+
 impl std::fmt::Display for Bypass {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -7,6 +7,47 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyFull,
+}
+
+impl std::str::FromStr for SslMode {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<SslMode> {
+        Ok(match s {
+            "disable" => SslMode::Disable,
+            "prefer" | "allow" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-full" => SslMode::VerifyFull,
+            "verify-ca" => {
+                bail!("sslmode=verify-ca is not supported for the upstream; use verify-full")
+            }
+            other => bail!("unknown sslmode {other:?} in the upstream URL"),
+        })
+    }
+}
+
+/// TLS toward the upstream, from the URL's `sslmode` and `sslrootcert`.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    pub mode: SslMode,
+    pub root_cert: Option<PathBuf>,
+}
+
+impl Default for UpstreamTls {
+    fn default() -> Self {
+        UpstreamTls {
+            mode: SslMode::Prefer,
+            root_cert: None,
+        }
+    }
+}
+
 /// The server the proxy forwards to, from `--upstream postgres://USER[:PASSWORD]@HOST:PORT/DB`.
 ///
 /// Client sessions never use these credentials: clients authenticate end to end.
@@ -19,7 +60,7 @@ pub struct Upstream {
     pub password: Option<String>,
     pub dbname: String,
     /// TLS toward the server, from `sslmode` and `sslrootcert` in the URL.
-    pub tls: crate::upstream::UpstreamTls,
+    pub tls: UpstreamTls,
 }
 
 impl Upstream {
@@ -55,7 +96,7 @@ impl FromStr for Upstream {
         }
         // sslmode and sslrootcert are the proxy's to handle (tokio-postgres knows
         // neither verify-full nor sslrootcert); the rest goes to tokio-postgres.
-        let mut tls = crate::upstream::UpstreamTls::default();
+        let mut tls = UpstreamTls::default();
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -212,7 +253,7 @@ mod tests {
             "postgres://svc@db:5432/x?sslmode=verify-full&sslrootcert=/ca.pem&connect_timeout=3"
                 .parse()
                 .unwrap();
-        assert_eq!(u.tls.mode, crate::upstream::SslMode::VerifyFull);
+        assert_eq!(u.tls.mode, SslMode::VerifyFull);
         assert_eq!(
             u.tls.root_cert.as_deref(),
             Some(std::path::Path::new("/ca.pem"))

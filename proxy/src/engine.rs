@@ -152,7 +152,7 @@ impl Engine {
                 c.connect_timeout = config.connect_timeout;
                 c.tls = upstream_tls.map(|config| crate::catalog::CatalogTls {
                     config,
-                    required: upstream.tls.mode != crate::upstream::SslMode::Prefer,
+                    required: upstream.tls.mode != crate::config::SslMode::Prefer,
                 });
                 c
             }),

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, warn};
 
-use crate::server::Shared;
+use std::sync::Arc;
+
+use crate::config::ProxyConfig;
+use crate::engine::Engine;
 
 /// A server that closed a connection without a FATAL may be in the first
 /// moments of a crash reset, before it refuses connections: look again after
@@ -44,19 +47,19 @@ impl Liveness {
     /// `said_fatal`: the server sent a FATAL first): drops every cached entry
     /// if the upstream is gone. A probe that started after `closed_at` has
     /// already judged this close, so a burst of closes costs one or two probes.
-    pub async fn after_server_closed(&self, shared: &Shared, closed_at: Instant, said_fatal: bool) {
+    pub async fn after_server_closed(
+        &self,
+        config: &ProxyConfig,
+        tls: Option<&Arc<tokio_rustls::rustls::ClientConfig>>,
+        engine: &Engine,
+        closed_at: Instant,
+        said_fatal: bool,
+    ) {
         let mut last = self.last.lock().await;
         if last.is_some_and(|started| started >= closed_at) {
             return;
         }
-        let config = &shared.config;
-        let ask = || {
-            probe(
-                &config.upstream,
-                shared.upstream_tls.as_ref(),
-                config.connect_timeout,
-            )
-        };
+        let ask = || probe(&config.upstream, tls, config.connect_timeout);
         *last = Some(Instant::now());
         let mut verdict = ask().await;
         if verdict == Verdict::Alive && !said_fatal {
@@ -70,7 +73,7 @@ impl Liveness {
             }
             Verdict::Gone(why) => {
                 warn!(upstream = %config.upstream.address(), %why, "the upstream is gone: dropping every cached entry");
-                shared.engine.upstream_lost();
+                engine.upstream_lost();
             }
         }
     }

@@ -8,7 +8,7 @@ use policies::{Policy, PolicyErrors};
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// How often the policy file's modification time is checked.
 const POLICY_POLL: Duration = Duration::from_secs(1);

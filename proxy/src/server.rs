@@ -15,27 +15,10 @@ use tracing::{info, warn};
 
 use crate::config::ProxyConfig;
 use crate::engine::Engine;
-use crate::observe::metrics::Metrics;
 use crate::session;
+pub use crate::shared::Shared;
+use crate::telemetry::metrics::Metrics;
 use crate::wire::{ErrorResponse, SqlState};
-
-/// State shared by every session of one proxy.
-pub struct Shared {
-    pub config: ProxyConfig,
-    /// Present when clients may use TLS.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
-    /// TLS toward the upstream, unless its URL says sslmode=disable.
-    pub upstream_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
-    /// Set to true when the proxy shuts down; sessions end once idle.
-    pub shutdown: watch::Sender<bool>,
-    pub stats: Metrics,
-    pub engine: Engine,
-    /// Decides, when a session loses its server, whether the upstream is gone.
-    pub liveness: crate::liveness::Liveness,
-    connection_slots: Arc<Semaphore>,
-    /// Present when --max-upstream-connections is set.
-    pub upstream_slots: Option<Arc<Semaphore>>,
-}
 
 /// A bound, not yet running proxy.
 pub struct Proxy {

@@ -4,7 +4,6 @@
 //! root certificate; `verify-full` checks it against `sslrootcert` and the host
 //! name).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,50 +19,9 @@ use tokio_rustls::rustls::crypto::{ring, verify_tls12_signature, verify_tls13_si
 use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_rustls::TlsConnector;
 
-use crate::config::Upstream;
+use crate::config::{SslMode, Upstream, UpstreamTls};
 use crate::maybe_tls::MaybeTls;
 use crate::wire::{ErrorResponse, SqlState};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    Disable,
-    Prefer,
-    Require,
-    VerifyFull,
-}
-
-impl std::str::FromStr for SslMode {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> anyhow::Result<SslMode> {
-        Ok(match s {
-            "disable" => SslMode::Disable,
-            "prefer" | "allow" => SslMode::Prefer,
-            "require" => SslMode::Require,
-            "verify-full" => SslMode::VerifyFull,
-            "verify-ca" => {
-                bail!("sslmode=verify-ca is not supported for the upstream; use verify-full")
-            }
-            other => bail!("unknown sslmode {other:?} in the upstream URL"),
-        })
-    }
-}
-
-/// TLS toward the upstream, from the URL's `sslmode` and `sslrootcert`.
-#[derive(Debug, Clone)]
-pub struct UpstreamTls {
-    pub mode: SslMode,
-    pub root_cert: Option<PathBuf>,
-}
-
-impl Default for UpstreamTls {
-    fn default() -> Self {
-        UpstreamTls {
-            mode: SslMode::Prefer,
-            root_cert: None,
-        }
-    }
-}
 
 impl UpstreamTls {
     /// The rustls client configuration, or `None` for `sslmode=disable`.

@@ -2,7 +2,6 @@
 //! balancers, and a small JSON API over the cache. Mutating endpoints take an
 //! optional bearer token.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +18,9 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use crate::config::AdminLimits;
-use crate::server::Shared;
+use crate::observe::operations;
+use crate::shared::Shared;
 
-const TOP_QUERIES: usize = 50;
 /// The read buffer of one admin connection (hyper's minimum is 8 KiB): a
 /// request head larger than this is refused.
 const MAX_HEAD: usize = 16 << 10;
@@ -100,8 +99,8 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
         }
         "/healthz" => healthz(shared).await,
         "/readyz" => readyz(shared).await,
-        "/api/queries" => json_reply(StatusCode::OK, queries(shared)),
-        "/api/tables" => json_reply(StatusCode::OK, tables(shared)),
+        "/api/queries" => json_reply(StatusCode::OK, operations::queries(shared)),
+        "/api/tables" => json_reply(StatusCode::OK, operations::tables(shared)),
         "/api/invalidate" => match body_json(req, shared.config.admin_limits).await {
             Ok(body) => invalidate(shared, &body),
             Err(reply) => reply,
@@ -189,78 +188,15 @@ async fn healthz(shared: &Shared) -> Reply {
     }
 }
 
-pub(crate) fn queries(shared: &Shared) -> Value {
-    let usage = shared.engine.store.entries_by_tag();
-    let rows: Vec<Value> = shared
-        .stats
-        .by_fingerprint
-        .top(TOP_QUERIES)
-        .into_iter()
-        .map(|(id, s)| {
-            let cached = usage.get(&id);
-            json!({
-                "fingerprint": &*s.fingerprint,
-                "hits": s.hits,
-                "misses": s.misses,
-                "bypasses": s.bypasses,
-                "bypass_reason": s.last_bypass_reason,
-                "mean_hit_ms": s.mean_hit_seconds() * 1e3,
-                "mean_miss_ms": s.mean_miss_seconds() * 1e3,
-                "cached_entries": cached.map_or(0, |u| u.entries),
-                "cached_bytes": cached.map_or(0, |u| u.bytes),
-            })
-        })
-        .collect();
-    json!({ "queries": rows })
-}
-
-pub(crate) fn tables(shared: &Shared) -> Value {
-    let engine = &shared.engine;
-    let mut entries: HashMap<u64, (u64, u64)> = HashMap::new();
-    engine.store.for_each_entry(|_, entry| {
-        for (id, _) in entry.generations.relations() {
-            let e = entries.entry(id).or_default();
-            e.0 += 1;
-            e.1 += entry.size() as u64;
-        }
-    });
-    let policy = engine.policy.load();
-    let mut rows: Vec<Value> = engine
-        .tables
-        .all()
-        .into_iter()
-        .map(|(id, name)| {
-            let (schema, table) = name.split_once('.').unwrap_or(("public", &name));
-            let rule = policy.table(schema, table);
-            let (count, bytes) = entries.get(&id).copied().unwrap_or_default();
-            json!({
-                "table": &*name,
-                "database_index": id >> 32,
-                "entries": count,
-                "bytes": bytes,
-                "invalidations": shared.stats.invalidations.with_label_values(&[&*name]).get(),
-                "policy": {
-                    "cache": rule.cache,
-                    "ttl": policies::format_duration(rule.ttl),
-                    "max_entry_size": policies::format_size(rule.max_entry_size),
-                    "source": format!("{:?}", rule.source).to_lowercase(),
-                },
-            })
-        })
-        .collect();
-    rows.sort_by(|a, b| a["table"].as_str().cmp(&b["table"].as_str()));
-    json!({ "tables": rows })
-}
-
 /// `{"table": "schema.name"}`, `{"fingerprint": "..."}` or `{"all": true}`.
 fn invalidate(shared: &Shared, body: &Value) -> Reply {
     let engine = &shared.engine;
     if body.get("all").and_then(Value::as_bool) == Some(true) {
-        invalidate_all(shared);
+        operations::invalidate_all(shared);
         return json_reply(StatusCode::OK, json!({"invalidated": "all"}));
     }
     if let Some(table) = body.get("table").and_then(Value::as_str) {
-        return match invalidate_table(shared, table) {
+        return match operations::invalidate_table(shared, table) {
             Ok((name, relations)) => json_reply(
                 StatusCode::OK,
                 json!({"invalidated": name, "relations": relations}),
@@ -283,31 +219,6 @@ fn invalidate(shared: &Shared, body: &Value) -> Reply {
         StatusCode::BAD_REQUEST,
         json!({"error": "expected {\"table\": \"schema.name\"}, {\"fingerprint\": \"...\"} or {\"all\": true}"}),
     )
-}
-
-/// Invalidates everything and frees the memory at once.
-pub(crate) fn invalidate_all(shared: &Shared) {
-    shared
-        .engine
-        .invalidate(&crate::engine::WriteSet::Everything);
-    shared.engine.store.clear();
-}
-
-/// Invalidates a table ("schema.name"; no schema means public) in every
-/// database where it was seen. Returns its name and how many relations matched.
-pub(crate) fn invalidate_table(shared: &Shared, table: &str) -> Result<(String, usize), String> {
-    let q = policies::QualifiedName::parse(table)
-        .map_err(|e| format!("bad table name {table:?}: {e}"))?;
-    let name = format!("{}.{}", q.schema, q.name);
-    let ids = shared.engine.tables.find(&name);
-    if ids.is_empty() {
-        return Err(format!("no cached query has read {name}"));
-    }
-    let n = ids.len();
-    shared
-        .engine
-        .invalidate(&crate::engine::WriteSet::Relations(ids));
-    Ok((name, n))
 }
 
 /// The request body as JSON: at most `max_body` bytes, all of it within

@@ -6,8 +6,8 @@
 use bytes::BytesMut;
 use serde_json::Value;
 
-use crate::observe::admin;
-use crate::server::Shared;
+use crate::observe::operations;
+use crate::shared::Shared;
 use crate::wire::result_set::{write_command_complete, write_result_set};
 use crate::wire::{ErrorResponse, SqlState};
 
@@ -26,14 +26,14 @@ pub fn answer(shared: &Shared, sql: &str, out: &mut BytesMut) {
     match upper.as_slice() {
         [] => write_command_complete(out, ""),
         ["SHOW", "STATS"] => show_stats(shared, out),
-        ["SHOW", "QUERIES"] => show_objects(out, &admin::queries(shared)["queries"]),
-        ["SHOW", "TABLES"] => show_objects(out, &admin::tables(shared)["tables"]),
+        ["SHOW", "QUERIES"] => show_objects(out, &operations::queries(shared)["queries"]),
+        ["SHOW", "TABLES"] => show_objects(out, &operations::tables(shared)["tables"]),
         ["SHOW", "POLICY"] => show_policy(shared, out),
         ["INVALIDATE", "ALL"] => {
-            admin::invalidate_all(shared);
+            operations::invalidate_all(shared);
             write_command_complete(out, "INVALIDATE");
         }
-        ["INVALIDATE", "TABLE", _] => match admin::invalidate_table(shared, &words[2]) {
+        ["INVALIDATE", "TABLE", _] => match operations::invalidate_table(shared, &words[2]) {
             Ok(_) => write_command_complete(out, "INVALIDATE"),
             Err(e) => error(out, SqlState("42P01"), &e),
         },

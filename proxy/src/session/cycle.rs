@@ -6,6 +6,7 @@
 //! message to the cycle at its front.
 
 use crate::bypass::Bypass;
+pub use crate::bypass::Outcome;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -13,15 +14,6 @@ use bytes::BytesMut;
 use cache_core::{GenerationSnapshot, Key, LeaderGuard};
 
 use crate::engine::WriteSet;
-
-/// How a cycle counts in the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Looked up, not found, forwarded (and captured for the cache).
-    Miss,
-    /// Not cacheable; the reason is a short stable label.
-    Bypass(Bypass),
-}
 
 /// A Parse forwarded in a cycle, in order, so each ParseComplete is matched
 /// to the Parse it answers.

@@ -7,6 +7,7 @@
 //! the cache key), `cycle` (responses owed) and `statements` (prepared
 //! statements and portals).
 
+mod console;
 mod context;
 mod cycle;
 mod halves;
@@ -24,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::tls::TlsMode;
 use crate::wire::startup::Startup;
 use crate::wire::{ErrorResponse, SqlState};
@@ -278,7 +279,13 @@ where
     if server_lost {
         shared
             .liveness
-            .after_server_closed(&shared, closed_at, said_fatal)
+            .after_server_closed(
+                &shared.config,
+                shared.upstream_tls.as_ref(),
+                &shared.engine,
+                closed_at,
+                said_fatal,
+            )
             .await;
     }
 }

@@ -25,7 +25,7 @@ use super::probe::{Answer, Ask};
 use super::statements::{StatementInfo, Statements};
 use crate::catalog::{DbCatalog, Snapshot};
 use crate::engine::{WriteSet, COALESCE_WAIT};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::sql::{
     Analysis, SetCommand, Statement, StatementKind, TxCommand, MAX_ANALYZED_TEXT, TOO_LARGE,
 };
@@ -147,7 +147,10 @@ impl Protocol {
         client: &mut BytesMut,
     ) {
         if self.console && self.tx_status.is_some() {
-            return self.on_console_message(tag, &message, server, client);
+            if super::console::on_message(&self.shared, tag, &message, server, client) {
+                self.terminated = true;
+            }
+            return;
         }
         if !self.authenticated {
             // The startup exchange (passwords, SASL) is relayed and nothing
@@ -251,38 +254,6 @@ impl Protocol {
         self.context.forget_state();
         self.block_read_committed = None;
         self.block_dirty = true;
-    }
-
-    /// The admin console, once logged in: simple queries only.
-    fn on_console_message(
-        &mut self,
-        tag: u8,
-        message: &[u8],
-        server: &mut BytesMut,
-        client: &mut BytesMut,
-    ) {
-        match tag {
-            frontend::QUERY => {
-                let text = query::text(message).unwrap_or_default();
-                crate::observe::console::answer(&self.shared, text, client);
-                client.extend_from_slice(TxStatus::Idle.message());
-            }
-            frontend::SYNC => {
-                client.extend_from_slice(
-                    &crate::wire::ErrorResponse::error(
-                        crate::wire::SqlState::FEATURE_NOT_SUPPORTED,
-                        "the pgcache admin console speaks the simple query protocol only",
-                    )
-                    .encode(),
-                );
-                client.extend_from_slice(TxStatus::Idle.message());
-            }
-            frontend::TERMINATE => {
-                self.terminated = true;
-                server.extend_from_slice(message);
-            }
-            _ => {}
-        }
     }
 
     /// Part of a client message too large to inspect (COPY data, a huge Bind):

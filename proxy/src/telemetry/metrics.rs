@@ -11,8 +11,8 @@ use prometheus::{
 };
 
 use super::queries::{QueryStats, Served};
+use crate::bypass::Outcome;
 use crate::engine::Engine;
-use crate::session::Outcome;
 
 /// A gauge that counts something while a guard is alive.
 #[derive(Clone)]

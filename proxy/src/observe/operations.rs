@@ -1,0 +1,102 @@
+//! What operators can ask of a running proxy, whichever way they ask: the
+//! admin HTTP API (`admin.rs`) and the admin console (`console.rs`) both
+//! call these, and neither calls the other.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use crate::shared::Shared;
+
+/// Query shapes listed, busiest first.
+const TOP_QUERIES: usize = 50;
+
+/// The busiest query shapes with their traffic and what they hold cached.
+pub fn queries(shared: &Shared) -> Value {
+    let usage = shared.engine.store.entries_by_tag();
+    let rows: Vec<Value> = shared
+        .stats
+        .by_fingerprint
+        .top(TOP_QUERIES)
+        .into_iter()
+        .map(|(id, s)| {
+            let cached = usage.get(&id);
+            json!({
+                "fingerprint": &*s.fingerprint,
+                "hits": s.hits,
+                "misses": s.misses,
+                "bypasses": s.bypasses,
+                "bypass_reason": s.last_bypass_reason,
+                "mean_hit_ms": s.mean_hit_seconds() * 1e3,
+                "mean_miss_ms": s.mean_miss_seconds() * 1e3,
+                "cached_entries": cached.map_or(0, |u| u.entries),
+                "cached_bytes": cached.map_or(0, |u| u.bytes),
+            })
+        })
+        .collect();
+    json!({ "queries": rows })
+}
+
+/// Every table seen, with what is cached from it and its policy.
+pub fn tables(shared: &Shared) -> Value {
+    let engine = &shared.engine;
+    let mut entries: HashMap<u64, (u64, u64)> = HashMap::new();
+    engine.store.for_each_entry(|_, entry| {
+        for (id, _) in entry.generations.relations() {
+            let e = entries.entry(id).or_default();
+            e.0 += 1;
+            e.1 += entry.size() as u64;
+        }
+    });
+    let policy = engine.policy.load();
+    let mut rows: Vec<Value> = engine
+        .tables
+        .all()
+        .into_iter()
+        .map(|(id, name)| {
+            let (schema, table) = name.split_once('.').unwrap_or(("public", &name));
+            let rule = policy.table(schema, table);
+            let (count, bytes) = entries.get(&id).copied().unwrap_or_default();
+            json!({
+                "table": &*name,
+                "database_index": id >> 32,
+                "entries": count,
+                "bytes": bytes,
+                "invalidations": shared.stats.invalidations.with_label_values(&[&*name]).get(),
+                "policy": {
+                    "cache": rule.cache,
+                    "ttl": policies::format_duration(rule.ttl),
+                    "max_entry_size": policies::format_size(rule.max_entry_size),
+                    "source": format!("{:?}", rule.source).to_lowercase(),
+                },
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| a["table"].as_str().cmp(&b["table"].as_str()));
+    json!({ "tables": rows })
+}
+
+/// Invalidates everything and frees the memory at once.
+pub fn invalidate_all(shared: &Shared) {
+    shared
+        .engine
+        .invalidate(&crate::engine::WriteSet::Everything);
+    shared.engine.store.clear();
+}
+
+/// Invalidates a table ("schema.name"; no schema means public) in every
+/// database where it was seen. Returns its name and how many relations matched.
+pub fn invalidate_table(shared: &Shared, table: &str) -> Result<(String, usize), String> {
+    let q = policies::QualifiedName::parse(table)
+        .map_err(|e| format!("bad table name {table:?}: {e}"))?;
+    let name = format!("{}.{}", q.schema, q.name);
+    let ids = shared.engine.tables.find(&name);
+    if ids.is_empty() {
+        return Err(format!("no cached query has read {name}"));
+    }
+    let n = ids.len();
+    shared
+        .engine
+        .invalidate(&crate::engine::WriteSet::Relations(ids));
+    Ok((name, n))
+}
