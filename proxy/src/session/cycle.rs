@@ -8,11 +8,9 @@
 use crate::bypass::Bypass;
 pub use crate::bypass::Outcome;
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::BytesMut;
-use cache_core::{GenerationSnapshot, Key, LeaderGuard};
-
+use super::decision::Capture;
 use crate::engine::WriteSet;
 
 /// A Parse forwarded in a cycle, in order, so each ParseComplete is matched
@@ -120,45 +118,6 @@ impl Cycle {
     pub fn abandon_capture(&mut self) {
         if let Some(c) = self.capture.take() {
             c.abandon();
-        }
-    }
-}
-
-/// A response being recorded for the cache.
-pub struct Capture {
-    pub key: Key,
-    /// Generations of everything the query reads, taken before it went upstream.
-    pub generations: GenerationSnapshot,
-    pub taken_at: Instant,
-    pub ttl: Duration,
-    pub max_size: usize,
-    pub tag: u64,
-    /// Other sessions waiting for this result.
-    pub leader: Option<LeaderGuard>,
-    pub payload: BytesMut,
-    /// Recording has begun: at once for a simple Query, after BindComplete for a batch.
-    pub recording: bool,
-    /// CommandComplete was seen: the result is whole.
-    pub complete: bool,
-    /// The catalog's DDL epoch the read was planned in (see `Catalogs`): the
-    /// result is stored only if no DDL committed since.
-    pub planned_in: u64,
-}
-
-impl Capture {
-    /// Adds a message to the recording; false if it makes the result too large.
-    pub fn record(&mut self, message: &[u8]) -> bool {
-        if self.payload.len() + message.len() > self.max_size {
-            return false;
-        }
-        self.payload.extend_from_slice(message);
-        true
-    }
-
-    /// Gives up: followers are told now rather than when the cycle ends.
-    pub fn abandon(self) {
-        if let Some(leader) = self.leader {
-            leader.complete(None);
         }
     }
 }

@@ -10,6 +10,7 @@
 mod console;
 mod context;
 mod cycle;
+mod decision;
 mod halves;
 mod plan;
 mod probe;

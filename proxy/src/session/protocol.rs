@@ -15,16 +15,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use cache_core::{Entry, Join, KeyBuilder};
+use cache_core::KeyBuilder;
 use tracing::warn;
 
 use super::context::Context;
-use super::cycle::{Capture, Cycle, Internal, Outcome, ParseSlot};
-use super::plan::{Cacheable, Epoch, Plan, PlanMemo, Planner};
+use super::cycle::{Cycle, Internal, Outcome, ParseSlot};
+use super::decision::{self, Capture, Lookup};
+use super::plan::{Epoch, Plan, PlanMemo, Planner};
 use super::probe::{Answer, Ask};
 use super::statements::{StatementInfo, Statements};
 use crate::catalog::{DbCatalog, Snapshot};
-use crate::engine::{WriteSet, COALESCE_WAIT};
+use crate::engine::WriteSet;
 use crate::shared::Shared;
 use crate::sql::{
     Analysis, SetCommand, Statement, StatementKind, TxCommand, MAX_ANALYZED_TEXT, TOO_LARGE,
@@ -60,13 +61,6 @@ enum CatalogState {
     NotLoaded,
     Ready(Arc<DbCatalog>),
     Failed(Instant),
-}
-
-/// A cache lookup's result: served (and when), or a capture to fill on the
-/// way back.
-enum Lookup {
-    Served(Arc<Entry>, Instant),
-    Fill(Capture),
 }
 
 pub struct Protocol {
@@ -338,15 +332,15 @@ impl Protocol {
                 Ok(cacheable) => {
                     let mut key = KeyBuilder::keyed(&self.context.digest());
                     key.part(b"Q").part(text.as_bytes());
-                    match self
-                        .lookup(
-                            key.finish(),
-                            cacheable,
-                            analysis.fingerprint_id,
-                            true,
-                            epoch,
-                        )
-                        .await
+                    match decision::lookup(
+                        &self.shared.engine,
+                        key.finish(),
+                        cacheable,
+                        analysis.fingerprint_id,
+                        true,
+                        epoch,
+                    )
+                    .await
                     {
                         Lookup::Served(entry, at) => {
                             client.extend_from_slice(&entry.payload);
@@ -541,9 +535,15 @@ impl Protocol {
                         }
                     };
                     if let Some(key) = key {
-                        match self
-                            .lookup(key, cacheable, shape.analysis.fingerprint_id, false, epoch)
-                            .await
+                        match decision::lookup(
+                            &self.shared.engine,
+                            key,
+                            cacheable,
+                            shape.analysis.fingerprint_id,
+                            false,
+                            epoch,
+                        )
+                        .await
                         {
                             Lookup::Served(entry, at) => {
                                 if shape.has_parse {
@@ -930,53 +930,6 @@ impl Protocol {
         }
     }
 
-    /// Looks `key` up; on a miss, joins the coalescer and prepares a capture
-    /// with the generations taken now, before the query goes upstream.
-    async fn lookup(
-        &self,
-        key: cache_core::Key,
-        cacheable: &Cacheable,
-        tag: u64,
-        recording: bool,
-        planned_in: u64,
-    ) -> Lookup {
-        let engine = &self.shared.engine;
-        let now = Instant::now();
-        if let Some(entry) = engine.store.get(&key, &engine.generations, now).hit() {
-            return Lookup::Served(entry, now);
-        }
-        let leader = match engine.coalescer.join(key) {
-            Join::Leader(guard) => {
-                // Another leader may have finished between the lookup and the join.
-                if let Some(entry) = engine.store.get(&key, &engine.generations, now).hit() {
-                    guard.complete(Some(entry.clone()));
-                    return Lookup::Served(entry, now);
-                }
-                Some(guard)
-            }
-            Join::Follower(follower) => {
-                if let Some(entry) = follower.wait(&engine.generations, COALESCE_WAIT).await {
-                    return Lookup::Served(entry, Instant::now());
-                }
-                None
-            }
-        };
-        let generations = engine.generations.snapshot(&cacheable.relations);
-        Lookup::Fill(Capture {
-            key,
-            generations,
-            taken_at: now,
-            ttl: cacheable.ttl,
-            max_size: cacheable.max_size.min(engine.store.max_entry_bytes()) as usize,
-            tag,
-            leader,
-            payload: BytesMut::new(),
-            recording,
-            complete: false,
-            planned_in,
-        })
-    }
-
     fn status(&self) -> TxStatus {
         self.tx_status.unwrap_or(TxStatus::Idle)
     }
@@ -1313,26 +1266,7 @@ impl Protocol {
             }
         }
         if let Some(capture) = cycle.capture.take() {
-            if !cycle.failed
-                && capture.complete
-                && engine.catalogs.ddl_settled_since(capture.planned_in)
-            {
-                let entry = Arc::new(Entry::new(
-                    capture.payload.freeze(),
-                    capture.generations,
-                    capture.taken_at,
-                    capture.ttl,
-                    capture.tag,
-                ));
-                engine
-                    .store
-                    .insert_arc(capture.key, entry.clone(), &engine.generations);
-                if let Some(leader) = capture.leader {
-                    leader.complete(Some(entry));
-                }
-            } else {
-                capture.abandon();
-            }
+            decision::complete(engine, capture, !cycle.failed);
         }
         self.uncommitted.add(&writes);
         self.shared.stats.record_cycle(
