@@ -1,0 +1,142 @@
+//! The change feed: every commit the server makes, whoever made it, turned
+//! into invalidations, from one logical replication stream per database.
+//!
+//! Writes relayed by the proxy are still invalidated synchronously by the
+//! sessions (read-your-writes on one proxy stays exact); the feed adds the
+//! writes made around the proxy: other apps, other proxies, psql on the server.
+//!
+//! A database's stream starts the first time its catalog is used, and is
+//! restarted with backoff whenever it breaks. Each (re)start invalidates
+//! everything once the new slot streams: commits made while no stream was
+//! listening are never reported.
+//!
+//! Files: `connection.rs` the replication connection and its login;
+//! `decode.rs` test_decoding's lines and per-transaction table sets;
+//! `stream.rs` one stream's life; `apply.rs` names to relation ids;
+//! `visibility.rs` the second bump once a commit is visible.
+
+mod apply;
+mod connection;
+mod decode;
+mod stream;
+mod visibility;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{IntCounterVec, IntGaugeVec};
+use tokio::sync::mpsc;
+
+use crate::catalog::DbCatalog;
+use crate::engine::WriteSet;
+use crate::server::Shared;
+
+pub use connection::FeedError;
+
+/// `--change-feed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChangeFeedMode {
+    /// Use the feed where the server allows it; TTL elsewhere.
+    Auto,
+    /// Meant to refuse hits for a database whose feed is not streaming; for
+    /// now it runs the feed exactly as `auto` does (see docs/FEED.md).
+    Required,
+    /// No feed: only the proxy's own writes and TTLs. The default until the
+    /// feed is proven in CI.
+    #[default]
+    Off,
+}
+
+impl FromStr for ChangeFeedMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ChangeFeedMode::Auto),
+            "required" => Ok(ChangeFeedMode::Required),
+            "off" => Ok(ChangeFeedMode::Off),
+            other => Err(format!(
+                "invalid change feed mode {other:?}: expected auto, required or off"
+            )),
+        }
+    }
+}
+
+/// The feed's series, registered with the proxy's other metrics.
+#[derive(Clone)]
+pub struct FeedMetrics {
+    /// `pgcache_feed_up{database}`: 1 while the stream is streaming.
+    pub up: IntGaugeVec,
+    /// `pgcache_feed_transactions_total{database}`: commits decoded.
+    pub transactions: IntCounterVec,
+}
+
+/// First wait after a stream breaks; doubled on each failure in a row.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A stream that lasted this long counts as healthy: the backoff resets.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// Starts the feed: from now on each database whose catalog is used for
+/// the first time gets its stream. The tasks end with the runtime.
+pub fn start(shared: Arc<Shared>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    shared.engine.catalogs.announce_first_use(tx);
+    tokio::spawn(async move {
+        while let Some(catalog) = rx.recv().await {
+            tokio::spawn(supervise(shared.clone(), catalog));
+        }
+    });
+}
+
+/// Keeps one database's stream running.
+async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
+    let database = catalog.database().to_string();
+    let up = shared.stats.feed.up.with_label_values(&[&database]);
+    shared
+        .stats
+        .feed
+        .transactions
+        .with_label_values(&[&database]);
+    let visible = visibility::spawn(shared.clone(), catalog.clone());
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let started = tokio::time::Instant::now();
+        let streaming = stream::run(&shared, &catalog, &visible, || {
+            // Whatever committed while no stream listened is unknown.
+            shared.engine.invalidate(&WriteSet::Everything);
+            up.set(1);
+        });
+        let mut shutdown = shared.shutdown.subscribe();
+        let result = tokio::select! {
+            result = streaming => result,
+            // Dropping the stream closes its connection: the server drops
+            // the temporary slot.
+            _ = shutdown.wait_for(|&stop| stop) => {
+                up.set(0);
+                return;
+            }
+        };
+        let was_up = up.get() == 1;
+        up.set(0);
+        if was_up {
+            // Entries read after the last decoded commit may miss what the
+            // server commits until the next stream starts: drop them now
+            // (there is no per-database drop; everything goes).
+            shared.engine.invalidate(&WriteSet::Everything);
+        }
+        if let Err(error) = result {
+            if was_up {
+                tracing::warn!(%database, %error, "change feed lost; reconnecting");
+            } else {
+                tracing::warn!(%database, %error, retry_in = ?backoff, "change feed cannot start");
+            }
+        }
+        if started.elapsed() >= HEALTHY_AFTER {
+            backoff = FIRST_BACKOFF;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

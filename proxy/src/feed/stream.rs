@@ -1,0 +1,181 @@
+//! One database's stream, from slot creation until the connection breaks.
+//!
+//! The slot is TEMPORARY: the server drops it when this connection ends,
+//! however it ends (a stopped or killed proxy, a network failure), so no WAL
+//! is ever held for a proxy that is gone. The price is that a new connection
+//! starts from a new consistent point and cannot replay what it missed; the
+//! supervisor therefore invalidates everything each time a stream starts.
+//!
+//! The plugin is test_decoding: it ships with the server and needs no
+//! publication. A publication that publishes UPDATE and DELETE makes the
+//! server refuse those statements on tables without a replica identity, so a
+//! proxy using pgoutput would change what users' statements do.
+//! test_decoding never does (see docs/ARCHITECTURE.md).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::apply;
+use super::connection::{FeedError, ReplicationConnection};
+use super::decode::{self, Transaction};
+use super::visibility::Decoded;
+use crate::catalog::DbCatalog;
+use crate::engine::WriteSet;
+use crate::server::Shared;
+use crate::wire::backend;
+use crate::wire::replication::{self, Lsn, ServerMessage, StandbyStatus};
+
+/// A status update at least this often, so the server can recycle WAL and
+/// does not end the connection at `wal_sender_timeout` (60 s by default).
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Numbers the slots of this process.
+static SLOTS: AtomicU32 = AtomicU32::new(0);
+
+/// A unique slot name per connection: the pid tells a server's admin which
+/// process holds it.
+fn slot_name() -> String {
+    format!(
+        "pgcache_{}_{}",
+        std::process::id(),
+        SLOTS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Connects, creates the slot, calls `on_streaming` once the server streams,
+/// then follows the stream until it ends (always with an error).
+pub(super) async fn run(
+    shared: &Shared,
+    catalog: &Arc<DbCatalog>,
+    visible: &mpsc::Sender<Decoded>,
+    on_streaming: impl FnOnce(),
+) -> Result<(), FeedError> {
+    let database = catalog.database();
+    let mut conn = ReplicationConnection::open(
+        &shared.config.upstream,
+        shared.upstream_tls.as_ref(),
+        database,
+        shared.config.connect_timeout,
+    )
+    .await?;
+    let slot = slot_name();
+    let result = follow(shared, catalog, visible, &mut conn, &slot, on_streaming).await;
+    conn.close().await;
+    result
+}
+
+async fn follow(
+    shared: &Shared,
+    catalog: &Arc<DbCatalog>,
+    visible: &mpsc::Sender<Decoded>,
+    conn: &mut ReplicationConnection,
+    slot: &str,
+    on_streaming: impl FnOnce(),
+) -> Result<(), FeedError> {
+    conn.command(&format!(
+        "CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL test_decoding NOEXPORT_SNAPSHOT"
+    ))
+    .await?;
+    conn.start_copy_both(&format!(
+        "START_REPLICATION SLOT {slot} LOGICAL 0/0 (\"skip-empty-xacts\" '1', \"include-xids\" '1')"
+    ))
+    .await?;
+    tracing::info!(database = %catalog.database(), %slot, "change feed streaming");
+    on_streaming();
+
+    let transactions = shared
+        .stats
+        .feed
+        .transactions
+        .with_label_values(&[catalog.database()]);
+    let mut tx = Transaction::default();
+    let mut in_transaction = false;
+    let mut flushed = Lsn(0);
+    let mut status_due = tokio::time::Instant::now() + STATUS_INTERVAL;
+    loop {
+        let keep = replication::XLOG_DATA_HEADER + decode::MAX_LINE_PREFIX + 1;
+        let message = match tokio::time::timeout_at(status_due, conn.read(keep)).await {
+            Ok(message) => message?,
+            Err(_) => {
+                send_status(conn, flushed, false).await?;
+                status_due = tokio::time::Instant::now() + STATUS_INTERVAL;
+                continue;
+            }
+        };
+        match message.tag {
+            replication::COPY_DATA => {}
+            backend::ERROR_RESPONSE => return Err(FeedError::from_error_response(&message.body)),
+            replication::COPY_DONE => {
+                return Err(FeedError::Io("the server ended the stream".into()))
+            }
+            _ => continue,
+        }
+        let payload =
+            replication::decode(&message.body).map_err(|e| FeedError::Protocol(e.to_string()))?;
+        match payload {
+            ServerMessage::XLogData { start, data, .. } => {
+                // Kept only a prefix: a cut line is still read for its names.
+                let line = decode::parse_line(&data[..data.len().min(decode::MAX_LINE_PREFIX)]);
+                in_transaction = !matches!(line, decode::Line::Commit { .. });
+                let Some(committed) = tx.apply(line) else {
+                    continue;
+                };
+                transactions.inc();
+                if committed.ddl {
+                    catalog.mark_stale();
+                }
+                let writes = if committed.ddl {
+                    WriteSet::Everything
+                } else {
+                    apply::write_set(&shared.engine, catalog, &committed).await
+                };
+                if !writes.is_empty() {
+                    shared.engine.invalidate(&writes);
+                    let decoded = Decoded {
+                        xid: committed.xid,
+                        writes,
+                    };
+                    if visible.send(decoded).await.is_err() {
+                        return Err(FeedError::Protocol("the visibility checker stopped".into()));
+                    }
+                }
+                // The XLogData of a COMMIT starts at the commit's end: all
+                // before it is handled.
+                flushed = flushed.max(start);
+            }
+            ServerMessage::Keepalive {
+                end,
+                reply_requested,
+                ..
+            } => {
+                if !in_transaction {
+                    // Nothing decoded is pending: everything the server has
+                    // sent up to `end` is handled.
+                    flushed = flushed.max(end);
+                }
+                if reply_requested {
+                    send_status(conn, flushed, false).await?;
+                    status_due = tokio::time::Instant::now() + STATUS_INTERVAL;
+                }
+            }
+        }
+    }
+}
+
+async fn send_status(
+    conn: &mut ReplicationConnection,
+    flushed: Lsn,
+    reply_requested: bool,
+) -> Result<(), FeedError> {
+    let status = StandbyStatus {
+        written: flushed,
+        flushed,
+        applied: flushed,
+        time: replication::pg_now(),
+        reply_requested,
+    };
+    conn.send(&status.encode()).await
+}
