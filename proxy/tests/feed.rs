@@ -203,3 +203,75 @@ async fn a_stopped_proxy_leaves_no_slot() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The visibility race, made wide on purpose: with a synchronous standby
+/// that never comes, a committing backend has flushed its commit record (the
+/// feed decodes it) but stays in the proc array (no snapshot sees it) until
+/// its wait is cancelled. A read through the proxy in that window stores the
+/// old row under generations taken after the feed's first bump. Only the
+/// second bump, once the commit is visible, can kill that entry.
+#[tokio::test]
+async fn a_commit_decoded_before_it_is_visible_does_not_leave_a_stale_entry() {
+    let cluster = Cluster::start(
+        testkit::ClusterOptions::scram().setting("synchronous_standby_names", "phantom"),
+    )
+    .expect("a cluster of our own");
+    let db = setup_db(
+        &cluster,
+        "feed_race",
+        "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'old');",
+    );
+    let proxy = proxy_with_feed(&cluster).await;
+    let client = connect(&cluster, proxy.addr, &db).await;
+    let direct = connect(&cluster, cluster.addr(), &db).await;
+    let writer = connect(&cluster, cluster.addr(), &db).await;
+    value(&client, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+    let q = "SELECT v FROM kv WHERE k = 1";
+    cached(&proxy, &client, q, "old").await;
+
+    let transactions = proxy
+        .shared
+        .stats
+        .feed
+        .transactions
+        .with_label_values(&[&db]);
+    let before = transactions.get();
+    let writer_pid = value(&writer, "SELECT pg_backend_pid()::text").await;
+    // The testkit's clusters default to synchronous_commit = off, which never
+    // waits for a standby; this session waits for ever.
+    writer
+        .batch_execute("SET synchronous_commit = on")
+        .await
+        .unwrap();
+    let commit = tokio::spawn(async move {
+        writer
+            .batch_execute("UPDATE kv SET v = 'new' WHERE k = 1")
+            .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while transactions.get() == before {
+        assert!(
+            Instant::now() < deadline,
+            "the feed never decoded the commit"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Decoded, not visible: the proxy stores the old row again.
+    assert_eq!(
+        value(&direct, q).await,
+        "old",
+        "the commit is not visible yet"
+    );
+    cached(&proxy, &client, q, "old").await;
+
+    // The standby wait ends; the commit becomes visible.
+    direct
+        .batch_execute(&format!("SELECT pg_cancel_backend({writer_pid})"))
+        .await
+        .unwrap();
+    commit.await.unwrap().expect("the commit went through");
+    assert_eq!(value(&direct, q).await, "new");
+    fresh_within_bound(&client, q, "new").await;
+    proxy.shutdown().await.unwrap();
+}
