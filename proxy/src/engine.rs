@@ -115,6 +115,8 @@ pub struct Engine {
     pub analyzer: Analyzer,
     pub catalogs: Catalogs,
     pub policy: SharedPolicy,
+    /// Which databases may be served while `--change-feed required`.
+    pub feed_gate: crate::feed::FeedGate,
 }
 
 impl Engine {
@@ -158,6 +160,7 @@ impl Engine {
             }),
             policy,
             stats,
+            feed_gate: crate::feed::FeedGate::new(config.change_feed),
         }
     }
 

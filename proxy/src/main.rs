@@ -131,7 +131,8 @@ struct RunArgs {
     max_upstream_connections: Option<usize>,
     /// Follow every commit the server makes (logical decoding, a temporary
     /// slot per database) and invalidate what it changed: auto, required
-    /// (for now the same as auto) or off. Off by default for now.
+    /// (no hits for a database whose feed is not streaming) or off. Off by
+    /// default for now.
     #[arg(long, env = "PGCACHE_CHANGE_FEED", default_value = "off")]
     change_feed: pgcache::feed::ChangeFeedMode,
 }

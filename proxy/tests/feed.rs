@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::{connect, proxy_with, setup_db, start_binary, value};
 use pgcache::feed::ChangeFeedMode;
-use pgcache::ProxyHandle;
-use testkit::Cluster;
+use pgcache::{Proxy, ProxyConfig, ProxyHandle};
+use testkit::{Cluster, HbaMethod, PasswordKind};
 use tokio_postgres::Client;
 
 /// How long a direct write may take to show through the proxy.
@@ -17,6 +17,22 @@ const BOUND: Duration = Duration::from_secs(2);
 
 async fn proxy_with_feed(cluster: &Cluster) -> ProxyHandle {
     proxy_with(cluster, |c| c.change_feed = ChangeFeedMode::Auto).await
+}
+
+/// A proxy whose service account (the `--upstream` user) is `user`.
+async fn proxy_as(
+    cluster: &Cluster,
+    user: &str,
+    password: &str,
+    mode: ChangeFeedMode,
+) -> ProxyHandle {
+    let upstream = cluster
+        .url(user, Some(password), "postgres")
+        .parse()
+        .expect("valid upstream url");
+    let mut config = ProxyConfig::new("127.0.0.1:0".parse().unwrap(), upstream);
+    config.change_feed = mode;
+    Proxy::bind(config).await.expect("proxy binds").spawn()
 }
 
 /// Waits until `db`'s feed streams (it starts with the database's first query).
@@ -273,5 +289,138 @@ async fn a_commit_decoded_before_it_is_visible_does_not_leave_a_stale_entry() {
     commit.await.unwrap().expect("the commit went through");
     assert_eq!(value(&direct, q).await, "new");
     fresh_within_bound(&client, q, "new").await;
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_feed_logs_in_with_scram_md5_and_cleartext_passwords() {
+    let cluster = Cluster::shared();
+    let db = setup_db(cluster, "feed_logins", "CREATE TABLE t (v int)");
+    for (user, kind, method) in [
+        ("feed_scram", PasswordKind::Scram, HbaMethod::Scram),
+        ("feed_md5", PasswordKind::Md5, HbaMethod::Md5),
+        ("feed_cleartext", PasswordKind::Scram, HbaMethod::Password),
+    ] {
+        cluster
+            .create_user_with_method(user, "feed-secret", kind, method)
+            .unwrap();
+        cluster
+            .psql("postgres", &format!("ALTER ROLE {user} REPLICATION"))
+            .unwrap();
+        let proxy = proxy_as(cluster, user, "feed-secret", ChangeFeedMode::Auto).await;
+        let client = connect(cluster, proxy.addr, &db).await;
+        value(&client, "SELECT 1").await;
+        wait_for_feed(&proxy, &db).await;
+        proxy.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn required_mode_serves_hits_only_while_the_feed_streams() {
+    let cluster = Cluster::shared();
+    let db = setup_db(
+        cluster,
+        "feed_required",
+        "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one');",
+    );
+    let q = "SELECT v FROM kv WHERE k = 1";
+
+    // Without REPLICATION the stream never starts: everything passes through.
+    cluster
+        .create_user("feed_norepl", "feed-secret", PasswordKind::Scram)
+        .unwrap();
+    cluster
+        .psql("postgres", "ALTER ROLE feed_norepl NOREPLICATION")
+        .unwrap();
+    let proxy = proxy_as(
+        cluster,
+        "feed_norepl",
+        "feed-secret",
+        ChangeFeedMode::Required,
+    )
+    .await;
+    let client = connect(cluster, proxy.addr, &db).await;
+    let restarts = proxy
+        .shared
+        .stats
+        .feed
+        .restarts
+        .with_label_values(&[&db, "server"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while restarts.get() == 0 {
+        assert_eq!(value(&client, q).await, "one");
+        assert!(
+            Instant::now() < deadline,
+            "the feed never reported its failure"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..3 {
+        assert_eq!(value(&client, q).await, "one");
+    }
+    assert_eq!(proxy.shared.stats.queries("hit"), 0);
+    assert!(proxy.shared.stats.bypasses("feed_down") >= 3);
+    proxy.shutdown().await.unwrap();
+
+    // With it, hits come once the stream is up.
+    let proxy = proxy_with(cluster, |c| c.change_feed = ChangeFeedMode::Required).await;
+    let client = connect(cluster, proxy.addr, &db).await;
+    value(&client, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+    cached(&proxy, &client, q, "one").await;
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_terminated_walsender_restarts_the_feed_and_nothing_is_missed() {
+    let cluster = Cluster::shared();
+    let db = setup_db(
+        cluster,
+        "feed_terminated",
+        "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one');",
+    );
+    let proxy = proxy_with_feed(cluster).await;
+    let client = connect(cluster, proxy.addr, &db).await;
+    let direct = connect(cluster, cluster.addr(), &db).await;
+    value(&client, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+    let q = "SELECT v FROM kv WHERE k = 1";
+    cached(&proxy, &client, q, "one").await;
+
+    let terminated = value(
+        &direct,
+        &format!(
+            "SELECT count(pg_terminate_backend(active_pid))::text FROM pg_replication_slots \
+             WHERE slot_name LIKE 'pgcache\\_{}\\_%' AND database = '{db}'",
+            std::process::id()
+        ),
+    )
+    .await;
+    assert_eq!(terminated, "1");
+    // Made while no stream may be listening: the restart must cover it.
+    direct
+        .batch_execute("UPDATE kv SET v = 'two' WHERE k = 1")
+        .await
+        .unwrap();
+    fresh_within_bound(&client, q, "two").await;
+
+    let restarts = proxy
+        .shared
+        .stats
+        .feed
+        .restarts
+        .with_label_values(&[&db, "server"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while restarts.get() == 0 {
+        assert!(Instant::now() < deadline, "the loss was not counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for_feed(&proxy, &db).await;
+    cached(&proxy, &client, q, "two").await;
+    direct
+        .batch_execute("UPDATE kv SET v = 'three' WHERE k = 1")
+        .await
+        .unwrap();
+    fresh_within_bound(&client, q, "three").await;
     proxy.shutdown().await.unwrap();
 }

@@ -18,6 +18,7 @@
 mod apply;
 mod connection;
 mod decode;
+mod gate;
 mod stream;
 mod visibility;
 
@@ -33,14 +34,15 @@ use crate::engine::WriteSet;
 use crate::server::Shared;
 
 pub use connection::FeedError;
+pub use gate::FeedGate;
 
 /// `--change-feed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChangeFeedMode {
     /// Use the feed where the server allows it; TTL elsewhere.
     Auto,
-    /// Meant to refuse hits for a database whose feed is not streaming; for
-    /// now it runs the feed exactly as `auto` does (see docs/FEED.md).
+    /// Like `auto`, and a database whose feed is not streaming is not served
+    /// from the cache (everything passes through) until it is.
     Required,
     /// No feed: only the proxy's own writes and TTLs. The default until the
     /// feed is proven in CI.
@@ -70,6 +72,9 @@ pub struct FeedMetrics {
     pub up: IntGaugeVec,
     /// `pgcache_feed_transactions_total{database}`: commits decoded.
     pub transactions: IntCounterVec,
+    /// `pgcache_feed_restarts_total{database,reason}`: streams that ended or
+    /// could not start (reason: connection, server, protocol).
+    pub restarts: IntCounterVec,
 }
 
 /// First wait after a stream breaks; doubled on each failure in a row.
@@ -107,6 +112,7 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
             // Whatever committed while no stream listened is unknown.
             shared.engine.invalidate(&WriteSet::Everything);
             up.set(1);
+            shared.engine.feed_gate.set_streaming(&database, true);
         });
         let mut shutdown = shared.shutdown.subscribe();
         let result = tokio::select! {
@@ -114,11 +120,13 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
             // Dropping the stream closes its connection: the server drops
             // the temporary slot.
             _ = shutdown.wait_for(|&stop| stop) => {
+                shared.engine.feed_gate.set_streaming(&database, false);
                 up.set(0);
                 return;
             }
         };
         let was_up = up.get() == 1;
+        shared.engine.feed_gate.set_streaming(&database, false);
         up.set(0);
         if was_up {
             // Entries read after the last decoded commit may miss what the
@@ -127,6 +135,12 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
             shared.engine.invalidate(&WriteSet::Everything);
         }
         if let Err(error) = result {
+            shared
+                .stats
+                .feed
+                .restarts
+                .with_label_values(&[&database, error.reason()])
+                .inc();
             if was_up {
                 tracing::warn!(%database, %error, "change feed lost; reconnecting");
             } else {

@@ -180,6 +180,17 @@ impl Metrics {
         registry
             .register(Box::new(feed_up.clone()))
             .expect("unique metric");
+        let feed_restarts = IntCounterVec::new(
+            Opts::new(
+                "pgcache_feed_restarts_total",
+                "Change feed streams that ended or could not start, by database and reason (connection, server, protocol).",
+            ),
+            &["database", "reason"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(feed_restarts.clone()))
+            .expect("unique metric");
         Metrics {
             by_result,
             limits,
@@ -215,6 +226,7 @@ impl Metrics {
             queries,
             feed: crate::feed::FeedMetrics {
                 up: feed_up,
+                restarts: feed_restarts,
                 transactions: counter_vec(
                     "pgcache_feed_transactions_total",
                     "Commits decoded by the database's change feed.",
