@@ -26,7 +26,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{IntCounterVec, IntGaugeVec};
+use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec};
 use tokio::sync::mpsc;
 
 use crate::catalog::DbCatalog;
@@ -75,6 +75,12 @@ pub struct FeedMetrics {
     /// `pgcache_feed_restarts_total{database,reason}`: streams that ended or
     /// could not start (reason: connection, server, protocol).
     pub restarts: IntCounterVec,
+    /// `pgcache_feed_lag_bytes{database}`: WAL the server has and the stream
+    /// has not handled yet.
+    pub lag_bytes: IntGaugeVec,
+    /// `pgcache_feed_lag_seconds{database}`: time since the stream was last
+    /// caught up with the server's WAL (0 while it is).
+    pub lag_seconds: GaugeVec,
 }
 
 /// First wait after a stream breaks; doubled on each failure in a row.

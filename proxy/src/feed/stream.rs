@@ -14,7 +14,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use prometheus::{Gauge, IntGauge};
 
 use tokio::sync::mpsc;
 
@@ -28,8 +30,11 @@ use crate::server::Shared;
 use crate::wire::backend;
 use crate::wire::replication::{self, Lsn, ServerMessage, StandbyStatus};
 
-/// A status update at least this often, so the server can recycle WAL and
-/// does not end the connection at `wal_sender_timeout` (60 s by default).
+/// A status update at most this long after the last, when messages keep
+/// coming, so the server can recycle WAL. An idle server asks for one with a
+/// keepalive before `wal_sender_timeout` (60 s by default) runs out; the
+/// update is sent after a message, never by interrupting a read, since a
+/// read cut in the middle of a message would lose the framing.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Numbers the slots of this process.
@@ -86,25 +91,24 @@ async fn follow(
     tracing::info!(database = %catalog.database(), %slot, "change feed streaming");
     on_streaming();
 
-    let transactions = shared
-        .stats
-        .feed
-        .transactions
-        .with_label_values(&[catalog.database()]);
+    let metrics = &shared.stats.feed;
+    let database = [catalog.database()];
+    let transactions = metrics.transactions.with_label_values(&database);
+    let mut lag = Lag::new(
+        metrics.lag_bytes.with_label_values(&database),
+        metrics.lag_seconds.with_label_values(&database),
+    );
     let mut tx = Transaction::default();
     let mut in_transaction = false;
     let mut flushed = Lsn(0);
-    let mut status_due = tokio::time::Instant::now() + STATUS_INTERVAL;
+    let mut status_due = Instant::now() + STATUS_INTERVAL;
     loop {
+        if Instant::now() >= status_due {
+            send_status(conn, flushed, false).await?;
+            status_due = Instant::now() + STATUS_INTERVAL;
+        }
         let keep = replication::XLOG_DATA_HEADER + decode::MAX_LINE_PREFIX + 1;
-        let message = match tokio::time::timeout_at(status_due, conn.read(keep)).await {
-            Ok(message) => message?,
-            Err(_) => {
-                send_status(conn, flushed, false).await?;
-                status_due = tokio::time::Instant::now() + STATUS_INTERVAL;
-                continue;
-            }
-        };
+        let message = conn.read(keep).await?;
         match message.tag {
             replication::COPY_DATA => {}
             backend::ERROR_RESPONSE => return Err(FeedError::from_error_response(&message.body)),
@@ -116,7 +120,10 @@ async fn follow(
         let payload =
             replication::decode(&message.body).map_err(|e| FeedError::Protocol(e.to_string()))?;
         match payload {
-            ServerMessage::XLogData { start, data, .. } => {
+            ServerMessage::XLogData {
+                start, end, data, ..
+            } => {
+                lag.at(start, end);
                 // Kept only a prefix: a cut line is still read for its names.
                 let line = decode::parse_line(&data[..data.len().min(decode::MAX_LINE_PREFIX)]);
                 in_transaction = !matches!(line, decode::Line::Commit { .. });
@@ -151,6 +158,7 @@ async fn follow(
                 reply_requested,
                 ..
             } => {
+                lag.at(if in_transaction { flushed } else { end }, end);
                 if !in_transaction {
                     // Nothing decoded is pending: everything the server has
                     // sent up to `end` is handled.
@@ -158,7 +166,7 @@ async fn follow(
                 }
                 if reply_requested {
                     send_status(conn, flushed, false).await?;
-                    status_due = tokio::time::Instant::now() + STATUS_INTERVAL;
+                    status_due = Instant::now() + STATUS_INTERVAL;
                 }
             }
         }
@@ -178,4 +186,60 @@ async fn send_status(
         reply_requested,
     };
     conn.send(&status.encode()).await
+}
+
+/// How far behind the server's WAL the stream is: in bytes, from the last
+/// message's position against the server's end of WAL; in seconds, since
+/// the stream was last caught up (0 while it is).
+struct Lag {
+    bytes: IntGauge,
+    seconds: Gauge,
+    caught_up_at: Instant,
+}
+
+impl Lag {
+    fn new(bytes: IntGauge, seconds: Gauge) -> Lag {
+        bytes.set(0);
+        seconds.set(0.0);
+        Lag {
+            bytes,
+            seconds,
+            caught_up_at: Instant::now(),
+        }
+    }
+
+    /// The stream has handled WAL up to `at`; the server's WAL ends at `end`.
+    fn at(&mut self, at: Lsn, end: Lsn) {
+        let behind = end.0.saturating_sub(at.0);
+        self.bytes.set(i64::try_from(behind).unwrap_or(i64::MAX));
+        if behind == 0 {
+            self.caught_up_at = Instant::now();
+            self.seconds.set(0.0);
+        } else {
+            self.seconds.set(self.caught_up_at.elapsed().as_secs_f64());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_zero_when_caught_up_and_grows_while_behind() {
+        let mut lag = Lag::new(
+            IntGauge::new("b", "b").unwrap(),
+            Gauge::new("s", "s").unwrap(),
+        );
+        lag.at(Lsn(100), Lsn(160));
+        assert_eq!(lag.bytes.get(), 60);
+        std::thread::sleep(Duration::from_millis(5));
+        lag.at(Lsn(120), Lsn(160));
+        assert!(lag.seconds.get() >= 0.005, "{}", lag.seconds.get());
+        lag.at(Lsn(160), Lsn(160));
+        assert_eq!((lag.bytes.get(), lag.seconds.get()), (0, 0.0));
+        // A position past the end the server last told (it moves on) is not behind.
+        lag.at(Lsn(170), Lsn(160));
+        assert_eq!(lag.bytes.get(), 0);
+    }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 use super::queries::{QueryStats, Served};
@@ -180,6 +180,28 @@ impl Metrics {
         registry
             .register(Box::new(feed_up.clone()))
             .expect("unique metric");
+        let feed_lag_bytes = IntGaugeVec::new(
+            Opts::new(
+                "pgcache_feed_lag_bytes",
+                "WAL the server has written that the database's change feed has not handled yet.",
+            ),
+            &["database"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(feed_lag_bytes.clone()))
+            .expect("unique metric");
+        let feed_lag_seconds = GaugeVec::new(
+            Opts::new(
+                "pgcache_feed_lag_seconds",
+                "Seconds since the database's change feed was last caught up with the server's WAL (0 while it is).",
+            ),
+            &["database"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(feed_lag_seconds.clone()))
+            .expect("unique metric");
         let feed_restarts = IntCounterVec::new(
             Opts::new(
                 "pgcache_feed_restarts_total",
@@ -227,6 +249,8 @@ impl Metrics {
             feed: crate::feed::FeedMetrics {
                 up: feed_up,
                 restarts: feed_restarts,
+                lag_bytes: feed_lag_bytes,
+                lag_seconds: feed_lag_seconds,
                 transactions: counter_vec(
                     "pgcache_feed_transactions_total",
                     "Commits decoded by the database's change feed.",
