@@ -41,6 +41,10 @@ pub enum FeedError {
     Server { code: String, message: String },
     #[error("{0}")]
     Protocol(String),
+    /// The database's catalog could not be loaded, so neither can a stream's
+    /// commits be resolved.
+    #[error("catalog unavailable: {0}")]
+    Catalog(String),
 }
 
 impl From<std::io::Error> for FeedError {
@@ -70,6 +74,7 @@ impl FeedError {
             FeedError::Io(_) => "connection",
             FeedError::Server { .. } => "server",
             FeedError::Protocol(_) => "protocol",
+            FeedError::Catalog(_) => "catalog",
         }
     }
 }

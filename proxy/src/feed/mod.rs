@@ -73,7 +73,7 @@ pub struct FeedMetrics {
     /// `pgcache_feed_transactions_total{database}`: commits decoded.
     pub transactions: IntCounterVec,
     /// `pgcache_feed_restarts_total{database,reason}`: streams that ended or
-    /// could not start (reason: connection, server, protocol).
+    /// could not start (reason: connection, server, protocol, catalog).
     pub restarts: IntCounterVec,
     /// `pgcache_feed_lag_bytes{database}`: WAL the server has and the stream
     /// has not handled yet.
@@ -114,12 +114,21 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         let started = tokio::time::Instant::now();
-        let streaming = stream::run(&shared, &catalog, &visible, || {
-            // Whatever committed while no stream listened is unknown.
-            shared.engine.invalidate(&WriteSet::Everything);
-            up.set(1);
-            shared.engine.feed_gate.set_streaming(&database, true);
-        });
+        let streaming = async {
+            // A database whose catalog cannot load (it does not exist, no
+            // access) gets no stream; the catalog's own error says why.
+            catalog
+                .snapshot()
+                .await
+                .map_err(|e| FeedError::Catalog(e.to_string()))?;
+            stream::run(&shared, &catalog, &visible, || {
+                // Whatever committed while no stream listened is unknown.
+                shared.engine.invalidate(&WriteSet::Everything);
+                up.set(1);
+                shared.engine.feed_gate.set_streaming(&database, true);
+            })
+            .await
+        };
         let mut shutdown = shared.shutdown.subscribe();
         let result = tokio::select! {
             result = streaming => result,
@@ -140,6 +149,9 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
             // (there is no per-database drop; everything goes).
             shared.engine.invalidate(&WriteSet::Everything);
         }
+        if started.elapsed() >= HEALTHY_AFTER {
+            backoff = FIRST_BACKOFF;
+        }
         if let Err(error) = result {
             shared
                 .stats
@@ -149,12 +161,12 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
                 .inc();
             if was_up {
                 tracing::warn!(%database, %error, "change feed lost; reconnecting");
+            } else if backoff == FIRST_BACKOFF {
+                tracing::warn!(%database, %error, "change feed cannot start; retrying with backoff");
             } else {
-                tracing::warn!(%database, %error, retry_in = ?backoff, "change feed cannot start");
+                // Said once per run of failures: no log line every 10 s.
+                tracing::debug!(%database, %error, retry_in = ?backoff, "change feed cannot start");
             }
-        }
-        if started.elapsed() >= HEALTHY_AFTER {
-            backoff = FIRST_BACKOFF;
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -205,7 +205,7 @@ impl Metrics {
         let feed_restarts = IntCounterVec::new(
             Opts::new(
                 "pgcache_feed_restarts_total",
-                "Change feed streams that ended or could not start, by database and reason (connection, server, protocol).",
+                "Change feed streams that ended or could not start, by database and reason (connection, server, protocol, catalog).",
             ),
             &["database", "reason"],
         )
