@@ -4,7 +4,7 @@
 # Writes a Markdown report (and runs.csv) to <target>/release/bench/ and prints it.
 # Knobs (environment): BENCH_ROUNDS, BENCH_SECONDS, BENCH_SECONDS_1C, BENCH_CLIENTS,
 # BENCH_THREADS, BENCH_SCALE, BENCH_WORKLOADS, BENCH_OUT, BENCH_PERF=1; see
-# proxy/examples/bench.rs.
+# proxy/examples/bench/main.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh bench

@@ -4,6 +4,7 @@
 //! the library to run a proxy in-process. See `docs/ARCHITECTURE.md` for the map.
 
 pub mod access;
+pub mod bypass;
 pub mod catalog;
 pub mod config;
 pub mod demo;

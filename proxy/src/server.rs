@@ -135,7 +135,7 @@ impl Proxy {
                 grace = &mut shutdown => {
                     drop(self.listener);
                     info!(grace = ?grace, "stopped accepting connections; ending sessions as they become idle");
-                    let _ = self.shared.shutdown.send(true);
+                    self.shared.shutdown.send_replace(true);
                     let deadline = tokio::time::Instant::now() + grace;
                     while self.shared.stats.client_connections.get() > 0
                         && tokio::time::Instant::now() < deadline

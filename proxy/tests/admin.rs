@@ -221,6 +221,42 @@ async fn healthz_reports_an_unreachable_upstream_with_503() {
     proxy.shutdown().await.unwrap();
 }
 
+/// `/readyz`: ready while the upstream answers a login and the proxy is not
+/// draining; 503 while it drains and when the upstream is gone.
+#[tokio::test]
+async fn readyz_says_ready_then_draining() {
+    let cluster = Cluster::shared();
+    let proxy = proxy_with(cluster, |c| {
+        c.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let admin = proxy.admin_addr.unwrap();
+    let ready = request(admin, "GET", "/readyz", None, None).await;
+    assert_eq!(
+        (ready.status, ready.json()["status"].clone()),
+        (200, "ready".into())
+    );
+    let wrong = request(admin, "POST", "/readyz", None, None).await;
+    assert_eq!(wrong.status, 405);
+    proxy.shared.shutdown.send_replace(true);
+    let draining = request(admin, "GET", "/readyz", None, None).await;
+    assert_eq!(
+        (draining.status, draining.json()["status"].clone()),
+        (503, "draining".into())
+    );
+    proxy.shutdown().await.unwrap();
+
+    let dead = testkit::free_port();
+    let gone = proxy_with(cluster, move |c| {
+        c.upstream.port = dead;
+        c.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let reply = request(gone.admin_addr.unwrap(), "GET", "/readyz", None, None).await;
+    assert_eq!(reply.status, 503);
+    gone.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn admin_console_answers_in_psql_and_refuses_others() {
     let cluster = Cluster::shared();

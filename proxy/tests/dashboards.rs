@@ -854,3 +854,37 @@ fn paths_are_where_ci_expects_them() {
         assert!(path.is_file(), "{} is missing", path.display());
     }
 }
+
+/// The bypass reasons `dashboards/README.md` explains are exactly the labels
+/// pgcache can put on `pgcache_bypass_total{reason}` (`pgcache::bypass`).
+#[test]
+fn the_readme_lists_exactly_the_bypass_reasons() {
+    let readme = fs::read_to_string(dashboards_dir().join("README.md")).unwrap();
+    let start = readme
+        .find("- **Bypasses per second by reason**")
+        .expect("the bypass panel is documented");
+    let rest = &readme[start + 2..];
+    let section = &rest[..rest.find("\n- **").unwrap_or(rest.len())];
+    let listed: BTreeSet<&str> = section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .filter(|w| *w != "reason")
+        .collect();
+    let reasons: BTreeSet<&str> = pgcache::bypass::Bypass::ALL
+        .iter()
+        .filter(|r| **r != pgcache::bypass::Bypass::Internal)
+        .map(|r| r.as_str())
+        .collect();
+    let missing: Vec<_> = reasons.difference(&listed).collect();
+    let unknown: Vec<_> = listed.difference(&reasons).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "dashboards/README.md: reasons not explained: {missing:?}; not reasons: {unknown:?}"
+    );
+}

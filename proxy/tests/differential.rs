@@ -9,7 +9,7 @@
 //! PGCACHE_DIFF_SECONDS=600 PGCACHE_DIFF_SEED=7 cargo test -p pgcache --test differential random
 //! ```
 //!
-//! runs seeds 7, 8, 9, ... (PGCACHE_DIFF_STEPS steps each, default 400) for
+//! runs seeds 7, 8, 9, ... (PGCACHE_DIFF_STEPS steps each, default 300) for
 //! ten minutes. A failure names the seed and step; rerunning with that seed
 //! replays the same program. PGCACHE_DIFF_FAMILIES=read,write,... (or
 //! PGCACHE_DIFF_SKIP=...) narrows the program to some families of actions
@@ -20,17 +20,20 @@
 //! The `hole_*` tests are the holes of issue 10 as short scripted programs.
 //!
 //! What the random programs found on the code before the fixes of issue 10
-//! (the seed and step change whenever the generator changes):
+//! (the seed and step change whenever the generator changes). A seed picks a
+//! profile (a group of action families, `PROFILES` in `lockstep/generate.rs`)
+//! unless PGCACHE_DIFF_FAMILIES or PGCACHE_DIFF_SKIP is set.
 //!
 //! | run | first difference | hole |
 //! |---|---|---|
-//! | default | seed 3, step 108: `data` read after a FunctionCall of set_config | 3 |
-//! | `FAMILIES=read,write,pipeline,mixed-pipeline,reconnect` | seed 1, step 144: `sum(v)` stale after an autocommit UPDATE by a session that had sent Sync then Flush | 1 |
-//! | `FAMILIES=read,server-side-state,function-call,write,reconnect` | seed 1, step 21: another session gets `a-secret` after `SELECT set_tenant('a')` | 3 |
-//! | `FAMILIES=read,session-state,write,reconnect` | seed 4, step 127: `SET ROLE alice; RESET ALL`, then `app`'s cached row where the server says 42501 | 4 |
-//! | `FAMILIES=read,write,migration,reconnect` | seed 2, step 193: `totals` stale after a trigger created inside BEGIN ... COMMIT | 2 |
-//! | `FAMILIES=read,write,sql-prepared,protocol-prepared,reconnect` | seed 6, step 144: `PREPARE p1 AS SELECT set_config(...)`, `EXECUTE p1` | 3 |
-//! | `SKIP=server-side-state,function-call` (before the hidden-function family) | seed 1, step 128: `SELECT ticket()` answered from the cache | 6 |
+//! | default: seed 1, profile pipelines | step 89: `sum(v)` stale after an autocommit UPDATE by a session that had sent Sync then Flush | 1 |
+//! | seed 2, profile session-state (`PGCACHE_DIFF_STEPS=3000`) | step 792: after a FunctionCall of set_config, `data` is another context's entry | 3 |
+//! | seed 3, profile prepared (`PGCACHE_DIFF_STEPS=3000`) | step 942: `EXECUTE p1` of `PREPARE p1 AS SELECT set_config(...)` | 3 |
+//! | seed 4, profile transactions (`PGCACHE_DIFF_STEPS=3000`) | step 375: `BEGIN ISOLATION LEVEL REPEATABLE READ` inside a block whose reads were all hits: the proxy says BEGIN, the server 25001 | new: a block served from the cache has no snapshot on the server |
+//! | seed 5, profile hidden-functions | step 216: `SELECT ticket()` (a `nextval` default argument) answered from the cache | 6 |
+//! | seed 6, profile all | step 189: `data` of a session moved to schema `b` by server-side code, served to a plain session | 3 |
+//! | `FAMILIES=read,session-state,write,reconnect`, seed 4 | step 127: `SET ROLE alice; RESET ALL`, then `app`'s cached row where the server says 42501 | 4 |
+//! | `FAMILIES=read,write,migration,reconnect`, seed 2 | step 193: `totals` stale after a trigger created inside BEGIN ... COMMIT | 2 |
 //!
 //! Every `hole_*` scenario failed on that code, each on the wrong answer its
 //! hole predicts.
@@ -50,7 +53,7 @@ use testkit::Cluster;
 
 const DEFAULT_SEED: u64 = 1;
 const DEFAULT_SECONDS: u64 = 30;
-const DEFAULT_STEPS: usize = 400;
+const DEFAULT_STEPS: usize = 300;
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
@@ -96,9 +99,12 @@ async fn random_programs_answer_as_the_server_does() {
     let (mut total_steps, mut hits) = (0, 0);
     let mut seed = first_seed;
     while Instant::now() < deadline {
-        let origin = format!("seed {seed} (rerun with PGCACHE_DIFF_SEED={seed})");
-        let (mut run, proxy) = start("diff_random", origin).await;
         let mut program = Generator::new(seed);
+        let origin = format!(
+            "seed {seed}, profile {} (rerun with PGCACHE_DIFF_SEED={seed})",
+            program.profile
+        );
+        let (mut run, proxy) = start("diff_random", origin).await;
         while run.steps() < steps && Instant::now() < deadline {
             let (session, action) = program.next(|s| run.status(s));
             // DDL waits for the locks of other open transactions, and a read
@@ -478,6 +484,24 @@ async fn hole_8_alter_role_reset_isolation_keeps_an_open_sessions_level() {
             (old, q(READ_T)),
             (new, q(READ_T)),
             (old, q("COMMIT")),
+        ],
+    )
+    .await;
+}
+
+/// Found by the random programs (seed 4, profile transactions): reads that
+/// are all hits leave the server's transaction without a snapshot, so what
+/// must come before any query still succeeds through the proxy.
+#[tokio::test]
+async fn a_transaction_whose_reads_were_hits_still_refuses_a_late_isolation_change() {
+    scenario(
+        "late_isolation",
+        vec![
+            (OTHER_APP, q(READ_T)),
+            (APP, q("BEGIN")),
+            (APP, q(READ_T)),
+            (APP, q("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")),
+            (APP, q("COMMIT")),
         ],
     )
     .await;

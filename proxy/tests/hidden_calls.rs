@@ -1,9 +1,9 @@
 //! Functions a query runs without naming them (issue 10, hole 6), through a
-//! real proxy: an aggregate or argument default that reads another table
-//! (or takes nextval) must not be answered from the cache. Each hidden
-//! function reads `limits`; the write to `limits` goes through the proxy,
-//! which invalidates only what read `limits` by name, so a cached answer
-//! would be stale.
+//! real proxy: a user operator, cast, domain CHECK, aggregate or argument
+//! default that reads another table (or writes, or takes nextval) must not
+//! be answered from the cache. Each hidden function reads `limits`; the
+//! write to `limits` goes through the proxy, which invalidates only what
+//! read `limits` by name, so a cached answer would be stale.
 
 mod common;
 
@@ -35,6 +35,8 @@ const BASE: &str = "
     CREATE TABLE limits (lo int);
     INSERT INTO limits VALUES (0);
     CREATE FUNCTION lo() RETURNS int STABLE LANGUAGE sql AS 'SELECT lo FROM limits';
+    CREATE TABLE calls (n int);
+    INSERT INTO calls VALUES (0);
 ";
 
 fn setup(cluster: &Cluster, name: &str, sql: &str) -> String {
@@ -57,6 +59,79 @@ async fn changes_with_limits(client: &Client, query: &str, before: &str, lo: i32
         after,
         "{query} was answered from the cache"
     );
+}
+
+#[tokio::test]
+async fn user_operators_reading_or_writing_are_not_cached() {
+    let cluster = Cluster::shared();
+    let db = setup(
+        cluster,
+        "hidden_operators",
+        "
+        CREATE FUNCTION plus_lo(int, int) RETURNS int STABLE LANGUAGE sql
+            AS 'SELECT $1 + $2 + lo()';
+        CREATE OPERATOR +#+ (FUNCTION = plus_lo, LEFTARG = int, RIGHTARG = int);
+        CREATE FUNCTION count_call(int, int) RETURNS int VOLATILE LANGUAGE sql
+            AS 'UPDATE calls SET n = n + $2 RETURNING n';
+        CREATE OPERATOR #*# (FUNCTION = count_call, LEFTARG = int, RIGHTARG = int);
+        ",
+    );
+    let proxy = proxy(cluster).await;
+    let c = connect(cluster, proxy.addr, &db).await;
+    changes_with_limits(&c, "SELECT a +#+ 1 FROM t", "2", 10, "12").await;
+    assert_eq!(value(&c, "SELECT a #*# 1 FROM t").await, "1");
+    assert_eq!(value(&c, "SELECT a #*# 1 FROM t").await, "2");
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn user_casts_are_not_cached() {
+    let cluster = Cluster::shared();
+    let db = setup(
+        cluster,
+        "hidden_casts",
+        "
+        CREATE TYPE mood AS ENUM ('sad', 'happy');
+        CREATE FUNCTION int_to_mood(int) RETURNS mood STABLE LANGUAGE sql
+            AS 'SELECT (enum_range(NULL::mood))[$1 + lo()]';
+        CREATE CAST (int AS mood) WITH FUNCTION int_to_mood(int);
+        ",
+    );
+    let proxy = proxy(cluster).await;
+    let c = connect(cluster, proxy.addr, &db).await;
+    changes_with_limits(&c, "SELECT a::mood FROM t", "sad", 1, "happy").await;
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn domain_checks_are_not_cached() {
+    let cluster = Cluster::shared();
+    let db = setup(
+        cluster,
+        "hidden_domains",
+        "
+        CREATE DOMAIN above_lo AS int CHECK (VALUE > lo());
+        CREATE FUNCTION echo(v above_lo) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1';
+        ",
+    );
+    let proxy = proxy(cluster).await;
+    let c = connect(cluster, proxy.addr, &db).await;
+    for query in ["SELECT a::above_lo FROM t", "SELECT echo(a) FROM t"] {
+        c.batch_execute("UPDATE limits SET lo = 0").await.unwrap();
+        assert_eq!(value(&c, query).await, "1");
+        assert_eq!(value(&c, query).await, "1");
+        c.batch_execute("UPDATE limits SET lo = 5").await.unwrap();
+        let err = c
+            .simple_query(query)
+            .await
+            .expect_err("the server raises the violation");
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::CHECK_VIOLATION),
+            "{query}: {err:?}"
+        );
+    }
+    proxy.shutdown().await.unwrap();
 }
 
 #[tokio::test]

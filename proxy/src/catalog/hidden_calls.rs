@@ -23,6 +23,7 @@
 //! ORDER BY, GROUP BY and joins, implicit casts, type I/O of parameters),
 //! every query is at risk.
 
+use crate::bypass::Bypass;
 use std::collections::{HashMap, HashSet};
 
 use super::node_tree;
@@ -213,11 +214,11 @@ fn volatility(functions: &HashMap<Oid, FunctionInfo>, oid: Oid) -> Volatility {
 #[derive(Debug, Default, Clone)]
 pub(super) struct HiddenCalls {
     /// Reached by every query, whatever its text.
-    always: Option<&'static str>,
+    always: Option<Bypass>,
     /// Operator tokens.
     operators: HashSet<String>,
     /// Type and domain names (as identifiers), with the reason.
-    names: HashMap<String, &'static str>,
+    names: HashMap<String, Bypass>,
     /// Domains whose checks are not IMMUTABLE, as pseudo-functions (oid 0)
     /// for stored expressions that coerce to them (a view's `a::domain`).
     checked_domains: HashMap<Oid, FunctionInfo>,
@@ -250,24 +251,24 @@ impl HiddenCalls {
                 continue;
             }
             if op.in_opclass || IMPLIED_OPERATORS.contains(&op.name.as_str()) {
-                calls.always = Some("volatile_operator");
+                calls.always = Some(Bypass::VolatileOperator);
             }
             calls.operators.insert(op.name.clone());
         }
         if facts.sort_hash_support.iter().any(|&f| non_immutable(f)) {
-            calls.always = calls.always.or(Some("volatile_operator"));
+            calls.always = calls.always.or(Some(Bypass::VolatileOperator));
         }
 
         for cast in facts.casts.iter().filter(|c| non_immutable(c.function)) {
             if IMPLICIT_CONTEXTS.contains(&cast.context) || cast.target_is_builtin {
-                calls.always = calls.always.or(Some("volatile_cast"));
+                calls.always = calls.always.or(Some(Bypass::VolatileCast));
                 continue;
             }
-            calls.add_name(&cast.target_name, "volatile_cast");
+            calls.add_name(&cast.target_name, Bypass::VolatileCast);
             // Coercing to a domain over the target runs the cast first.
             for domain in facts.domains.values() {
                 if domain_reaches_type(facts, domain, cast.target) {
-                    calls.add_name(&domain.name, "volatile_cast");
+                    calls.add_name(&domain.name, Bypass::VolatileCast);
                 }
             }
         }
@@ -280,7 +281,7 @@ impl HiddenCalls {
             if volatility == Volatility::Immutable {
                 continue;
             }
-            calls.add_name(&domain.name, "volatile_domain_check");
+            calls.add_name(&domain.name, Bypass::VolatileDomainCheck);
             let check = FunctionInfo {
                 oid: 0,
                 volatility,
@@ -291,7 +292,7 @@ impl HiddenCalls {
             calls.checked_domains.insert(*oid, check);
         }
         for composite in &facts.checked_composites {
-            calls.add_name(composite, "volatile_domain_check");
+            calls.add_name(composite, Bypass::VolatileDomainCheck);
         }
 
         // A parameter's type comes by oid in Parse and a result's output
@@ -305,7 +306,7 @@ impl HiddenCalls {
             .iter()
             .any(|&f| volatility(functions, f) == Volatility::Volatile)
         {
-            calls.always = calls.always.or(Some("volatile_type_io"));
+            calls.always = calls.always.or(Some(Bypass::VolatileTypeIo));
         }
         calls
     }
@@ -316,13 +317,13 @@ impl HiddenCalls {
         self.checked_domains.get(&domain)
     }
 
-    fn add_name(&mut self, name: &str, reason: &'static str) {
+    fn add_name(&mut self, name: &str, reason: Bypass) {
         self.names.entry(name.to_string()).or_insert(reason);
     }
 
     /// Why a query with this fingerprint may run a non-immutable function
     /// it does not name, or `None`.
-    pub(super) fn risk(&self, fingerprint: &str) -> Option<&'static str> {
+    pub(super) fn risk(&self, fingerprint: &str) -> Option<Bypass> {
         if self.always.is_some() {
             return self.always;
         }
@@ -332,7 +333,7 @@ impl HiddenCalls {
         for token in tokenize(fingerprint) {
             let text = token.text(fingerprint);
             let found = match token.kind {
-                TokenKind::Op if self.operators.contains(text) => Some("volatile_operator"),
+                TokenKind::Op if self.operators.contains(text) => Some(Bypass::VolatileOperator),
                 TokenKind::Word => self.names.get(truncate_identifier(text)).copied(),
                 TokenKind::Ident { .. } => {
                     let name = ident_value(fingerprint, &token);
@@ -415,13 +416,19 @@ mod tests {
         };
         let calls = build(&facts, &mut functions);
         let risk = |fp: &str| calls.risk(fp);
-        assert_eq!(risk("select a #+# b from t"), Some("volatile_operator"));
+        assert_eq!(
+            risk("select a #+# b from t"),
+            Some(Bypass::VolatileOperator)
+        );
         assert_eq!(
             risk("select * from t where a operator(public.===) $1"),
-            Some("volatile_operator")
+            Some(Bypass::VolatileOperator)
         );
         // NOT (a !== b) may run as a === b.
-        assert_eq!(risk("select a !== b from t"), Some("volatile_operator"));
+        assert_eq!(
+            risk("select a !== b from t"),
+            Some(Bypass::VolatileOperator)
+        );
         assert_eq!(risk("select a @@@ b, a + b from t"), None);
         // A longer operator token is another operator.
         assert_eq!(risk("select a #+## b from t"), None);
@@ -442,7 +449,7 @@ mod tests {
             let calls = build(&facts, &mut functions);
             assert_eq!(
                 calls.risk("select a from t order by a"),
-                Some("volatile_operator")
+                Some(Bypass::VolatileOperator)
             );
         }
     }
@@ -488,14 +495,14 @@ mod tests {
             ..HiddenFacts::default()
         };
         let calls = build(&facts, &mut functions);
-        assert_eq!(calls.risk("select $1::mood"), Some("volatile_cast"));
+        assert_eq!(calls.risk("select $1::mood"), Some(Bypass::VolatileCast));
         assert_eq!(
             calls.risk("select cast($1 as s.mood [ ])"),
-            Some("volatile_cast")
+            Some(Bypass::VolatileCast)
         );
         assert_eq!(
             calls.risk("select $1::\"Positive\""),
-            Some("volatile_domain_check")
+            Some(Bypass::VolatileDomainCheck)
         );
         // Unquoted, the name folds to another one.
         assert_eq!(calls.risk("select $1::positive"), None);
@@ -520,7 +527,7 @@ mod tests {
             };
             assert_eq!(
                 build(&facts, &mut functions).risk("select 1"),
-                Some("volatile_cast")
+                Some(Bypass::VolatileCast)
             );
         }
         let facts = HiddenFacts {
@@ -529,7 +536,7 @@ mod tests {
         };
         assert_eq!(
             build(&facts, &mut functions).risk("select 1"),
-            Some("volatile_operator")
+            Some(Bypass::VolatileOperator)
         );
         // STABLE type I/O follows keyed settings; VOLATILE may do anything.
         functions.extend([function(2, Volatility::Volatile)]);
@@ -544,7 +551,7 @@ mod tests {
         };
         assert_eq!(
             build(&facts, &mut functions).risk("select 1"),
-            Some("volatile_type_io")
+            Some(Bypass::VolatileTypeIo)
         );
     }
 

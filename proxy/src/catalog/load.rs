@@ -427,13 +427,16 @@ async fn hidden_facts(
             domain.reach.add_tree(&check, operators);
         }
     }
-    let domain_oids: Vec<Oid> = facts.domains.keys().copied().collect();
-    for oid in domain_oids {
-        let base = facts.domains[&oid].base_type;
-        if facts.domains.contains_key(&base) {
-            if let Some(domain) = facts.domains.get_mut(&oid) {
-                domain.reach.add_domain(base);
-            }
+    // A domain over a domain checks its base's constraints too.
+    let over_domains: Vec<(Oid, Oid)> = facts
+        .domains
+        .iter()
+        .filter(|(_, d)| facts.domains.contains_key(&d.base_type))
+        .map(|(&oid, d)| (oid, d.base_type))
+        .collect();
+    for (oid, base) in over_domains {
+        if let Some(domain) = facts.domains.get_mut(&oid) {
+            domain.reach.add_domain(base);
         }
     }
     for row in user_operators {

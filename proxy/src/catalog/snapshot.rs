@@ -2,6 +2,7 @@
 //! it. Name resolution is in `resolve.rs`, closures in `closure.rs`,
 //! per-role defaults in `settings.rs`.
 
+use crate::bypass::Bypass;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -222,7 +223,7 @@ impl Snapshot {
     /// `None` when it cannot; then nothing was tokenized if the database
     /// has no such object. Errs towards an answer: names are matched in any
     /// schema, and objects syntax reaches unnamed match every query.
-    pub fn hidden_call_risk(&self, fingerprint: &str) -> Option<&'static str> {
+    pub fn hidden_call_risk(&self, fingerprint: &str) -> Option<Bypass> {
         self.hidden_calls.risk(fingerprint)
     }
 

@@ -99,6 +99,7 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
                 .unwrap_or_default()
         }
         "/healthz" => healthz(shared).await,
+        "/readyz" => readyz(shared).await,
         "/api/queries" => json_reply(StatusCode::OK, queries(shared)),
         "/api/tables" => json_reply(StatusCode::OK, tables(shared)),
         "/api/invalidate" => match body_json(req, shared.config.admin_limits).await {
@@ -121,7 +122,7 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
 /// The one method an endpoint takes; `None` for an unknown path.
 fn method_of(path: &str) -> Option<&'static str> {
     match path {
-        "/metrics" | "/healthz" | "/api/queries" | "/api/tables" => Some("GET"),
+        "/metrics" | "/healthz" | "/readyz" | "/api/queries" | "/api/tables" => Some("GET"),
         "/api/invalidate" | "/api/reload" => Some("POST"),
         _ => None,
     }
@@ -140,6 +141,31 @@ fn authorized(req: &Request<Incoming>, shared: &Shared) -> bool {
 }
 
 /// 200 when the upstream accepts a TCP connection, 503 otherwise.
+/// Readiness, for load balancers that should stop sending new clients: 503
+/// while the proxy drains (after SIGTERM), or while the upstream does not
+/// answer a login attempt as the service account; 200 otherwise. `/healthz`
+/// stays the cheap liveness check (a TCP connection to the upstream).
+async fn readyz(shared: &Shared) -> Reply {
+    let upstream = &shared.config.upstream;
+    if *shared.shutdown.borrow() {
+        return json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "draining", "upstream": upstream.address()}),
+        );
+    }
+    let timeout = shared.config.connect_timeout.min(Duration::from_secs(5));
+    match crate::liveness::probe(upstream, shared.upstream_tls.as_ref(), timeout).await {
+        crate::liveness::Verdict::Alive => json_reply(
+            StatusCode::OK,
+            json!({"status": "ready", "upstream": upstream.address()}),
+        ),
+        crate::liveness::Verdict::Gone(why) => json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "upstream": upstream.address(), "error": why}),
+        ),
+    }
+}
+
 async fn healthz(shared: &Shared) -> Reply {
     let upstream = &shared.config.upstream;
     let attempt = tokio::time::timeout(

@@ -293,8 +293,8 @@ impl Metrics {
             Outcome::Miss => (MISS, Served::Miss),
             Outcome::Bypass(reason) => {
                 // `reason` comes from a fixed set of labels in the code: bounded.
-                self.bypasses.with_label_values(&[reason]).inc();
-                (BYPASS, Served::Bypass(reason))
+                self.bypasses.with_label_values(&[reason.as_str()]).inc();
+                (BYPASS, Served::Bypass(reason.as_str()))
             }
         };
         let (count, duration) = &self.by_result[result];

@@ -2,6 +2,7 @@
 //! that can change a result. Its digest is the first part of every cache key,
 //! so two sessions share an entry only when they would get the same bytes.
 
+use crate::bypass::Bypass;
 use std::collections::BTreeMap;
 
 use super::probe::Probed;
@@ -75,7 +76,7 @@ pub struct Context {
     /// before using the cache (see `probe.rs`).
     probed: Option<Probed>,
     /// Why this session's state can never be modelled; nothing is cached for it.
-    poisoned: Option<&'static str>,
+    poisoned: Option<Bypass>,
     digest: Option<[u8; 32]>,
 }
 
@@ -98,14 +99,14 @@ impl Context {
         if !startup.is_utf8() {
             // `params` reads such names and values as "": two sessions that
             // differ only there would share a key.
-            ctx.poison("startup_not_utf8");
+            ctx.poison(Bypass::StartupNotUtf8);
         }
         // Settings sent at startup need no modelling: the probe reads them
         // back from the server.
         for (name, _) in startup.params() {
             match name {
-                "replication" => ctx.poison("replication"),
-                _ if name.starts_with("_pq_.") => ctx.poison("protocol_extension"),
+                "replication" => ctx.poison(Bypass::Replication),
+                _ if name.starts_with("_pq_.") => ctx.poison(Bypass::ProtocolExtension),
                 _ => {}
             }
         }
@@ -118,7 +119,7 @@ impl Context {
         }
         if name == "standard_conforming_strings" && value != "on" {
             // The analyzer reads string literals the modern way only.
-            self.poison("standard_conforming_strings");
+            self.poison(Bypass::StandardConformingStrings);
         }
         if self.reported.get(name).map(String::as_str) != Some(value) {
             self.reported.insert(name.to_string(), value.to_string());
@@ -126,11 +127,11 @@ impl Context {
         }
     }
 
-    pub fn poison(&mut self, reason: &'static str) {
+    pub fn poison(&mut self, reason: Bypass) {
         self.poisoned.get_or_insert(reason);
     }
 
-    pub fn poisoned(&self) -> Option<&'static str> {
+    pub fn poisoned(&self) -> Option<Bypass> {
         self.poisoned
     }
 
@@ -283,9 +284,9 @@ mod tests {
     #[test]
     fn non_utf8_startup_is_not_cached() {
         let ctx = Context::from_startup(&startup(&[(b"user", b"jos\xe9"), (b"database", b"d")]));
-        assert_eq!(ctx.poisoned(), Some("startup_not_utf8"));
+        assert_eq!(ctx.poisoned(), Some(Bypass::StartupNotUtf8));
         let ctx = Context::from_startup(&startup(&[(b"user", b"u"), (b"\xff", b"v")]));
-        assert_eq!(ctx.poisoned(), Some("startup_not_utf8"));
+        assert_eq!(ctx.poisoned(), Some(Bypass::StartupNotUtf8));
         let ctx = Context::from_startup(&startup(&[(b"user", b"u"), (b"search_path", b"x")]));
         assert_eq!(ctx.poisoned(), None);
     }

@@ -5,6 +5,7 @@
 //! are answered in order, so the proxy keeps a queue and matches each response
 //! message to the cycle at its front.
 
+use crate::bypass::Bypass;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ pub enum Outcome {
     /// Looked up, not found, forwarded (and captured for the cache).
     Miss,
     /// Not cacheable; the reason is a short stable label.
-    Bypass(&'static str),
+    Bypass(Bypass),
 }
 
 /// A Parse forwarded in a cycle, in order, so each ParseComplete is matched
@@ -103,7 +104,7 @@ impl Cycle {
     }
 
     pub fn internal(kind: Internal) -> Cycle {
-        let mut cycle = Cycle::new(Outcome::Bypass("internal"));
+        let mut cycle = Cycle::new(Outcome::Bypass(Bypass::Internal));
         cycle.internal = Some(kind);
         cycle
     }

@@ -1,6 +1,7 @@
 //! Decisions about one statement, from its analysis, the catalog and the policy:
 //! what it may write, and whether (and how) its result may be cached.
 
+use crate::bypass::Bypass;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -268,43 +269,43 @@ impl Planner<'_> {
     }
 
     /// Whether a read may be cached; `Err` names why not.
-    pub fn cacheable(&self, read: &Read, fingerprint: &str) -> Result<Cacheable, &'static str> {
+    pub fn cacheable(&self, read: &Read, fingerprint: &str) -> Result<Cacheable, Bypass> {
         if let Some(reason) = read.uncacheable {
             return Err(reason);
         }
         if !self.scope_known {
-            return Err("state_unknown");
+            return Err(Bypass::StateUnknown);
         }
-        let (snapshot, db) = self.catalog.ok_or("catalog_unavailable")?;
+        let (snapshot, db) = self.catalog.ok_or(Bypass::CatalogUnavailable)?;
         let mut oids = Vec::with_capacity(read.relations.len());
         for name in &read.relations {
             match snapshot.resolve(name, self.search_path, self.role) {
                 Some(rel) => oids.push(rel.oid),
                 // An unresolved unqualified name that a WITH defines is the CTE.
                 None if name.schema.is_none() && read.cte_names.contains(&name.name) => {}
-                None => return Err("unresolved_relation"),
+                None => return Err(Bypass::UnresolvedRelation),
             }
         }
         let closure = snapshot.read_closure(&oids);
         if !closure.unknown.is_empty() {
-            return Err("unresolved_relation");
+            return Err(Bypass::UnresolvedRelation);
         }
         let mut tables = Vec::with_capacity(closure.relations.len());
         for &oid in &closure.relations {
-            let rel = snapshot.relation(oid).ok_or("unresolved_relation")?;
+            let rel = snapshot.relation(oid).ok_or(Bypass::UnresolvedRelation)?;
             check_relation(rel)?;
             tables.push(rel);
         }
         for f in &read.functions {
             if is_syntax_or_value_function(f) {
                 if SQL_VALUE_FUNCTIONS.contains(&f.name.as_str()) {
-                    return Err("volatile_function");
+                    return Err(Bypass::VolatileFunction);
                 }
                 continue;
             }
             let info = snapshot
                 .function_volatility(f, self.search_path, self.role)
-                .ok_or("unknown_function")?;
+                .ok_or(Bypass::UnknownFunction)?;
             self.check_function(&info)?;
         }
         for info in &closure.view_functions {
@@ -320,7 +321,7 @@ impl Planner<'_> {
             tables.iter().map(|r| (r.schema.as_str(), r.name.as_str())),
         );
         if !resolution.cache {
-            return Err("policy");
+            return Err(Bypass::Policy);
         }
         Ok(Cacheable {
             relations: closure
@@ -342,13 +343,13 @@ impl Planner<'_> {
         id
     }
 
-    fn check_function(&self, info: &FunctionInfo) -> Result<(), &'static str> {
+    fn check_function(&self, info: &FunctionInfo) -> Result<(), Bypass> {
         if info.volatility == Volatility::Immutable {
             return Ok(());
         }
         match self.policy.function(&info.schema, &info.name) {
             Some(rule) if rule.cacheable => Ok(()),
-            _ => Err("volatile_function"),
+            _ => Err(Bypass::VolatileFunction),
         }
     }
 }
@@ -359,23 +360,23 @@ fn is_syntax_or_value_function(f: &FuncName) -> bool {
             || SQL_VALUE_FUNCTIONS.contains(&f.name.as_str()))
 }
 
-fn check_relation(rel: &Relation) -> Result<(), &'static str> {
+fn check_relation(rel: &Relation) -> Result<(), Bypass> {
     if rel.temporary {
-        return Err("temporary_relation");
+        return Err(Bypass::TemporaryRelation);
     }
     if rel.system {
-        return Err("system_catalog");
+        return Err(Bypass::SystemCatalog);
     }
     if rel.row_security {
-        return Err("row_security");
+        return Err(Bypass::RowSecurity);
     }
     match rel.kind {
         RelKind::Table | RelKind::PartitionedTable | RelKind::View | RelKind::MaterializedView => {
             Ok(())
         }
-        RelKind::Foreign => Err("foreign_table"),
-        RelKind::Sequence => Err("sequence"),
-        RelKind::Other => Err("unsupported_relation"),
+        RelKind::Foreign => Err(Bypass::ForeignTable),
+        RelKind::Sequence => Err(Bypass::Sequence),
+        RelKind::Other => Err(Bypass::UnsupportedRelation),
     }
 }
 
@@ -386,7 +387,7 @@ pub struct Plan {
     pub writes: WriteSet,
     /// For exactly one cacheable read: how to cache its result; otherwise,
     /// or when it may write, why not.
-    pub cacheable: Result<Cacheable, &'static str>,
+    pub cacheable: Result<Cacheable, Bypass>,
     /// Running it may change the session's state (see [`Planner::changes_state`]).
     pub changes_state: bool,
 }
@@ -473,7 +474,7 @@ mod memo_tests {
     fn plan() -> Arc<Plan> {
         Arc::new(Plan {
             writes: WriteSet::Nothing,
-            cacheable: Err("test"),
+            cacheable: Err(Bypass::Policy),
             changes_state: false,
         })
     }

@@ -9,6 +9,7 @@
 //! are captured, and where writes are invalidated, after the server
 //! acknowledged them and before the client hears of it.
 
+use crate::bypass::Bypass;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use crate::catalog::{DbCatalog, Snapshot};
 use crate::engine::{WriteSet, COALESCE_WAIT};
 use crate::server::Shared;
 use crate::sql::{
-    Analysis, Isolation, SetCommand, Statement, StatementKind, TxCommand, MAX_ANALYZED_TEXT,
+    Analysis, SetCommand, Statement, StatementKind, TxCommand, MAX_ANALYZED_TEXT, TOO_LARGE,
 };
 use crate::wire::bind::{Bind, BIND_COMPLETE};
 use crate::wire::describe::Target;
@@ -176,7 +177,7 @@ impl Protocol {
                 self.batch_bytes += message.len();
                 self.batch.push((tag, message));
                 if self.batch_bytes > MAX_BATCH_BYTES {
-                    self.forward_batch(Outcome::Bypass("large_batch"), None, server)
+                    self.forward_batch(Outcome::Bypass(Bypass::LargeBatch), None, server)
                         .await;
                 }
             }
@@ -191,7 +192,7 @@ impl Protocol {
             }
             frontend::FLUSH => {
                 self.batch.push((tag, message));
-                self.forward_batch(Outcome::Bypass("flush"), None, server)
+                self.forward_batch(Outcome::Bypass(Bypass::Flush), None, server)
                     .await;
             }
             frontend::QUERY => {
@@ -204,7 +205,7 @@ impl Protocol {
                     .get(5..9)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
                     .unwrap_or(u32::MAX);
-                let mut cycle = self.cycle_for_request(Outcome::Bypass("function_call"));
+                let mut cycle = self.cycle_for_request(Outcome::Bypass(Bypass::FunctionCall));
                 cycle.writes.add(&Planner::function_call_writes(oid));
                 if Planner::function_call_changes_state(oid) {
                     self.state_may_have_changed();
@@ -238,7 +239,7 @@ impl Protocol {
         };
         if cycle.open {
             cycle.open = false;
-            cycle.outcome = Outcome::Bypass("split_batch");
+            cycle.outcome = Outcome::Bypass(Bypass::SplitBatch);
         }
         cycle.planned_in = self.shared.engine.catalogs.ddl_epoch();
         cycle
@@ -296,7 +297,7 @@ impl Protocol {
     /// or rows after a Flush) before they send the rest.
     pub async fn end_of_input(&mut self, server: &mut BytesMut) {
         if !self.batch.is_empty() {
-            self.forward_batch(Outcome::Bypass("split_batch"), None, server)
+            self.forward_batch(Outcome::Bypass(Bypass::SplitBatch), None, server)
                 .await;
         }
     }
@@ -314,14 +315,9 @@ impl Protocol {
         let started = Instant::now();
         let epoch = self.shared.engine.catalogs.ddl_epoch();
         let text = match query::text(&message) {
-            Some(text) if text.len() <= MAX_ANALYZED_TEXT => text,
-            text => {
-                let reason = if text.is_some() {
-                    "too_large"
-                } else {
-                    "malformed"
-                };
-                let mut cycle = self.cycle_for_request(Outcome::Bypass(reason));
+            Some(text) => text,
+            None => {
+                let mut cycle = self.cycle_for_request(Outcome::Bypass(Bypass::Malformed));
                 cycle.writes = WriteSet::Everything;
                 cycle.self_committing = true;
                 cycle.ddl_commit = Some(self.shared.engine.catalogs.begin_ddl_commit());
@@ -341,7 +337,7 @@ impl Protocol {
         let catalog = self.snapshot(started).await;
         let policy = self.shared.engine.policy.load();
         let plan = self.plan(&analysis, &policy, catalog.as_ref());
-        let mut cycle = self.cycle_for_request(Outcome::Bypass("not_select"));
+        let mut cycle = self.cycle_for_request(Outcome::Bypass(Bypass::NotSelect));
         cycle.planned_in = epoch;
         cycle.writes.add(&plan.writes);
         for statement in &analysis.statements {
@@ -351,15 +347,16 @@ impl Protocol {
                 _ => {}
             }
         }
-        let standalone = analysis.statements.len() == 1 && !self.in_flight();
-        let was_open = cycle.outcome == Outcome::Bypass("split_batch");
+        let was_open = cycle.outcome == Outcome::Bypass(Bypass::SplitBatch);
         for statement in &analysis.statements {
-            self.note_statement(statement, standalone, &mut cycle);
+            self.note_statement(statement, &mut cycle);
         }
         if was_open {
             // Joined a batch in flight: never cached.
+        } else if analysis.error.as_deref() == Some(TOO_LARGE) {
+            cycle.outcome = Outcome::Bypass(Bypass::TooLarge);
         } else if analysis.statements.len() > 1 {
-            cycle.outcome = Outcome::Bypass("multi_statement");
+            cycle.outcome = Outcome::Bypass(Bypass::MultiStatement);
         } else if analysis.single_cacheable_read().is_some() {
             let decision = match self.session_bypass(&policy) {
                 Some(reason) => Err(reason),
@@ -513,7 +510,7 @@ impl Protocol {
     async fn run_batch(&mut self, server: &mut BytesMut, client: &mut BytesMut, probed: bool) {
         let started = Instant::now();
         let epoch = self.shared.engine.catalogs.ddl_epoch();
-        let mut outcome = Outcome::Bypass("batch");
+        let mut outcome = Outcome::Bypass(Bypass::Batch);
         let mut capture = None;
         let mut fingerprint = None;
         let shape = self.cacheable_shape();
@@ -537,7 +534,7 @@ impl Protocol {
             let decision = match self.session_bypass(&policy) {
                 Some(reason) => Err(reason),
                 None => match shape.analysis.single_cacheable_read() {
-                    None => Err("not_select"),
+                    None => Err(Bypass::NotSelect),
                     Some(_) => Ok(self.plan(&shape.analysis, &policy, catalog.as_ref())),
                 },
             };
@@ -730,11 +727,6 @@ impl Protocol {
         if capture.is_some() {
             cycle.capture = capture;
         }
-        let executes = batch
-            .iter()
-            .filter(|(t, _)| *t == frontend::EXECUTE)
-            .count();
-        let standalone = executes == 1 && !self.in_flight();
         for (tag, message) in &batch {
             match *tag {
                 frontend::PARSE => {
@@ -780,7 +772,7 @@ impl Protocol {
                             let plan = self.plan(&analysis, &policy, catalog.as_ref());
                             cycle.writes.add(&plan.writes);
                             for statement in &analysis.statements {
-                                self.note_statement(statement, standalone, &mut cycle);
+                                self.note_statement(statement, &mut cycle);
                             }
                             if plan.changes_state {
                                 self.state_may_have_changed();
@@ -851,16 +843,15 @@ impl Protocol {
     /// The analysis of a statement text, or for a text too large to analyse,
     /// an analysis that says so (planned as writing everything).
     fn analyze_bounded(&self, text: &str) -> Arc<Analysis> {
-        if text.len() > MAX_ANALYZED_TEXT {
-            return Arc::new(Analysis::unknown("too_large"));
-        }
+        // The analyzer itself refuses texts over MAX_ANALYZED_TEXT, in
+        // linear time: one Unknown statement with the error TOO_LARGE.
         self.shared.engine.analyzer.analyze(text)
     }
 
     /// Session-level effects of a statement being sent: transactions, DDL,
     /// SQL-level prepared statements. (Settings, roles and temporary objects
     /// are not followed here: the server is asked, see `probe.rs`.)
-    fn note_statement(&mut self, statement: &Statement, standalone: bool, cycle: &mut Cycle) {
+    fn note_statement(&mut self, statement: &Statement, cycle: &mut Cycle) {
         match &statement.kind {
             StatementKind::Ddl => {
                 cycle.ddl = true;
@@ -876,16 +867,12 @@ impl Protocol {
             StatementKind::Call { .. } => cycle.self_committing = true,
             StatementKind::Transaction(command) => {
                 match command {
-                    // Only a BEGIN alone, outside a block and with nothing
-                    // in flight, certainly starts a block with the isolation
-                    // it names; a bare BEGIN takes the session's default,
-                    // which the server is asked for.
-                    TxCommand::Begin {
-                        isolation: Some(isolation),
-                        ..
-                    } if standalone && self.tx_status == Some(TxStatus::Idle) => {
-                        self.block_read_committed = Some(*isolation == Isolation::ReadCommitted);
-                    }
+                    // Even a BEGIN that names READ COMMITTED leaves the
+                    // isolation unknown: the probe at the block's first read
+                    // is also what takes the block's snapshot on the server,
+                    // as the client's own read would have (after it, a late
+                    // SET TRANSACTION ISOLATION fails as it does without the
+                    // proxy).
                     TxCommand::Savepoint | TxCommand::Release => {}
                     TxCommand::RollbackToSavepoint => {
                         if self.block_dirty {
@@ -942,35 +929,35 @@ impl Protocol {
     }
 
     /// Why this session cannot use the cache right now, if it cannot.
-    fn session_bypass(&self, policy: &policies::Policy) -> Option<&'static str> {
+    fn session_bypass(&self, policy: &policies::Policy) -> Option<Bypass> {
         if !policy.enabled() {
-            return Some("disabled");
+            return Some(Bypass::Disabled);
         }
         if let Some(reason) = self.context.poisoned() {
             return Some(reason);
         }
         if !self.shared.engine.feed_gate.allows(&self.context.database) {
-            return Some("feed_down");
+            return Some(Bypass::FeedDown);
         }
         if self.in_flight() {
-            return Some("pipelined");
+            return Some(Bypass::Pipelined);
         }
         match self.tx_status {
             Some(TxStatus::Idle) => {}
             Some(TxStatus::InTransaction) if !self.uncommitted.is_empty() => {
-                return Some("transaction_wrote")
+                return Some(Bypass::TransactionWrote)
             }
             Some(TxStatus::InTransaction) => match self.block_read_committed {
                 Some(true) => {}
-                Some(false) => return Some("isolation"),
-                None => return Some("state_unknown"),
+                Some(false) => return Some(Bypass::Isolation),
+                None => return Some(Bypass::StateUnknown),
             },
-            Some(TxStatus::Failed) => return Some("failed_transaction"),
-            None => return Some("startup"),
+            Some(TxStatus::Failed) => return Some(Bypass::FailedTransaction),
+            None => return Some(Bypass::Startup),
         }
         match self.context.probed() {
-            None => Some("state_unknown"),
-            Some(p) if p.temporary_relations => Some("temporary_objects"),
+            None => Some(Bypass::StateUnknown),
+            Some(p) if p.temporary_relations => Some(Bypass::TemporaryObjects),
             Some(_) => None,
         }
     }
@@ -1067,8 +1054,8 @@ impl Protocol {
             writes.add(&planner.writes(statement));
         }
         let cacheable = match analysis.single_cacheable_read() {
-            None => Err("not_select"),
-            Some(_) if !writes.is_empty() => Err("volatile_function"),
+            None => Err(Bypass::NotSelect),
+            Some(_) if !writes.is_empty() => Err(Bypass::VolatileFunction),
             Some(read) => planner.cacheable(read, &analysis.fingerprint),
         };
         let changes_state = analysis
@@ -1327,7 +1314,7 @@ impl Protocol {
                 // request. Nothing more is cached for this session, and
                 // whatever it may have written is invalidated.
                 warn!(backend_pid = ?self.backend_pid, "unexpected ReadyForQuery: the session is no longer cached");
-                self.context.poison("protocol_desync");
+                self.context.poison(Bypass::ProtocolDesync);
                 engine.invalidate(&WriteSet::Everything);
             }
             return;

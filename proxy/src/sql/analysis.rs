@@ -1,5 +1,6 @@
 //! The result types of an analysis. Plain data: the proxy matches on them.
 
+use crate::bypass::Bypass;
 use std::fmt;
 use std::sync::Arc;
 
@@ -160,7 +161,7 @@ pub struct Read {
     /// Why this read must not be cached even if everything it names allows it
     /// (a short stable tag): "locking_clause", "tablesample", "time_literal",
     /// "cursor", "copy", "explain". `None`: cacheable as far as syntax goes.
-    pub uncacheable: Option<&'static str>,
+    pub uncacheable: Option<Bypass>,
 }
 
 impl Read {

@@ -43,6 +43,9 @@ pub const MAX_CACHED_TEXT: usize = 64 * 1024;
 /// fingerprint of their beginning. Parsing is the one cost a client could
 /// otherwise raise at will, on the threads every session shares.
 pub const MAX_ANALYZED_TEXT: usize = 64 * 1024;
+/// The [`Analysis::error`] of a text over [`MAX_ANALYZED_TEXT`] (also the
+/// bypass reason it is reported under).
+pub const TOO_LARGE: &str = "too_large";
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
@@ -241,7 +244,7 @@ pub(crate) fn too_large(text: &str) -> Analysis {
             // all that can be checked without lexing it.
             creates_temp: super::lexer::contains_ci(text, "temp"),
         }],
-        error: Some("too_large".into()),
+        error: Some(TOO_LARGE.into()),
     }
 }
 

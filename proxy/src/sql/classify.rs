@@ -6,6 +6,7 @@
 //! by sqlparser when its kind is one sqlparser's PostgreSQL support covers
 //! well, and DDL is recognized as DDL even when sqlparser cannot parse it.
 
+use crate::bypass::Bypass;
 use sqlparser::ast::Statement as Ast;
 
 use super::analysis::{Read, StatementKind, Write};
@@ -150,7 +151,7 @@ pub(crate) fn creates_temp(src: &str, toks: &[Token], kind: &StatementKind) -> b
 pub(crate) fn mark_time_literal(kind: &mut StatementKind) {
     fn mark(r: &mut Read) {
         if r.uncacheable.is_none() {
-            r.uncacheable = Some("time_literal");
+            r.uncacheable = Some(Bypass::TimeLiteral);
         }
     }
     match kind {

@@ -18,6 +18,7 @@
 //! come back as a table named "ONLY" with alias `t`). Any such node makes the
 //! statement Unknown rather than a guess.
 
+use crate::bypass::Bypass;
 use std::collections::HashSet;
 use std::hash::Hash;
 use std::ops::ControlFlow;
@@ -49,9 +50,9 @@ pub(crate) struct Collected {
 impl Collected {
     pub fn read(&self) -> Read {
         let uncacheable = if self.locking {
-            Some("locking_clause")
+            Some(Bypass::LockingClause)
         } else if self.tablesample {
-            Some("tablesample")
+            Some(Bypass::Tablesample)
         } else {
             None
         };

@@ -42,7 +42,9 @@
 //! - Functions reached without a call in the text are not reported: operators
 //!   and casts implemented by user functions, column defaults, triggers,
 //!   rules, and what a view's definition calls. The catalog side covers
-//!   those (volatility of operators' and casts' functions, view expansion).
+//!   those (`Snapshot::hidden_call_risk` over the fingerprint's tokens for
+//!   operators, casts, domains; folded volatility for aggregates and
+//!   argument defaults; view expansion).
 //! - `EXECUTE name(args)` reports only the name; functions called in its
 //!   arguments are not collected.
 //! - Nesting deeper than sqlparser's recursion budget (about 190 parentheses
@@ -83,7 +85,7 @@ pub use analysis::{
     Analysis, FuncName, Isolation, Read, RelName, SetCommand, SetValue, Statement, StatementKind,
     TxCommand, Write,
 };
-pub use cache::{Analyzer, MAX_ANALYZED_TEXT, MAX_CACHED_TEXT};
+pub use cache::{Analyzer, MAX_ANALYZED_TEXT, MAX_CACHED_TEXT, TOO_LARGE};
 /// The tokenizer, for the catalog's check of what a fingerprint names
 /// (operators, type and domain names) without substring guesses.
 pub(crate) use lexer::{ident_value, tokenize, Kind as TokenKind};

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::cache::MAX_CACHE_BYTES;
-use super::{analyze, fingerprint, Analyzer, StatementKind, MAX_ANALYZED_TEXT};
+use super::{analyze, fingerprint, Analyzer, StatementKind, MAX_ANALYZED_TEXT, TOO_LARGE};
 
 /// `SELECT 1 FROM s.t0, s.t1, ...` of at least `bytes` bytes.
 fn many_tables(bytes: usize) -> String {
@@ -23,7 +23,7 @@ fn a_text_over_the_limit_is_not_analysed() {
     let text = many_tables(512 << 10);
     let started = Instant::now();
     let analysis = Analyzer::new(100).analyze(&text);
-    assert_eq!(analysis.error.as_deref(), Some("too_large"));
+    assert_eq!(analysis.error.as_deref(), Some(TOO_LARGE));
     assert!(matches!(
         analysis.statements.as_slice(),
         [s] if s.kind == StatementKind::Unknown

@@ -14,6 +14,7 @@ use super::collect::{self, fold_ident};
 use super::keywords;
 use super::lexer::{self, Kind, Token};
 use super::parse;
+use crate::bypass::Bypass;
 
 /// A cursor over one statement's tokens.
 pub(crate) struct Cur<'a> {
@@ -371,7 +372,7 @@ pub(crate) fn explain(src: &str, toks: &[Token], depth: u8) -> Classified {
     let mut inner = classify(src, cur.rest(), depth + 1);
     inner.shareable = false;
     if let StatementKind::Read(r) = &mut inner.kind {
-        r.uncacheable = Some("explain");
+        r.uncacheable = Some(Bypass::Explain);
     }
     inner
 }
@@ -510,7 +511,7 @@ pub(crate) fn declare(src: &str, toks: &[Token], depth: u8) -> Classified {
     let mut inner = classify(src, cur.rest(), depth + 1);
     match &mut inner.kind {
         StatementKind::Read(r) => {
-            r.uncacheable = Some("cursor");
+            r.uncacheable = Some(Bypass::Cursor);
             inner
         }
         StatementKind::Unknown => inner,
@@ -546,7 +547,7 @@ pub(crate) fn copy(src: &str, toks: &[Token], depth: u8) -> Classified {
         let mut inner = classify(src, inner_toks, depth + 1);
         return match &mut inner.kind {
             StatementKind::Read(r) => {
-                r.uncacheable = Some("copy");
+                r.uncacheable = Some(Bypass::Copy);
                 inner
             }
             StatementKind::Write(_) | StatementKind::Unknown => inner,
@@ -572,7 +573,7 @@ pub(crate) fn copy(src: &str, toks: &[Token], depth: u8) -> Classified {
     if !from {
         return ok(StatementKind::Read(Read {
             relations: vec![rel(table)],
-            uncacheable: Some("copy"),
+            uncacheable: Some(Bypass::Copy),
             ..Read::default()
         }));
     }

@@ -15,7 +15,7 @@ const LIMITS: &str = "
 
 fn risk(snapshot: &Snapshot, query: &str) -> Option<&'static str> {
     let (fingerprint, _) = crate::sql::fingerprint(query);
-    snapshot.hidden_call_risk(&fingerprint)
+    snapshot.hidden_call_risk(&fingerprint).map(|r| r.as_str())
 }
 
 fn volatility(snapshot: &Snapshot, name: &str) -> Option<(Volatility, bool)> {
@@ -319,4 +319,40 @@ async fn nothing_hidden_in_a_plain_database() {
         Some((Volatility::Immutable, false))
     );
     assert_eq!(volatility(&s, "count"), Some((Volatility::Immutable, true)));
+}
+
+#[tokio::test]
+async fn common_extensions_refuse_only_their_setting_dependent_operators() {
+    let extensions = [
+        "citext",
+        "hstore",
+        "ltree",
+        "cube",
+        "isn",
+        "seg",
+        "intarray",
+        "btree_gist",
+        "btree_gin",
+        "pg_trgm",
+        "fuzzystrmatch",
+        "pgcrypto",
+    ];
+    let setup: String = extensions
+        .iter()
+        .map(|e| format!("CREATE EXTENSION \"{e}\";\n"))
+        .collect();
+    let (_c, _db, s) = fresh("cat_hidden_extensions", &format!("{LIMITS}{setup}")).await;
+    for query in [
+        "SELECT a, name FROM t WHERE name = 'x' AND a IN (1, 2) ORDER BY name, a",
+        "SELECT 'a=>1'::hstore @> 'a=>1', 'a.b'::ltree <@ 'a', $1::citext = 'X'",
+        "SELECT similarity(name, 'x') FROM t GROUP BY name",
+    ] {
+        assert_eq!(risk(&s, query), None, "{query}");
+    }
+    // pg_trgm's % follows pg_trgm.similarity_threshold (STABLE); so does
+    // anything spelled %, such as integer modulo.
+    assert_eq!(
+        risk(&s, "SELECT name FROM t WHERE name % 'x'"),
+        Some("volatile_operator")
+    );
 }

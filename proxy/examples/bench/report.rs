@@ -1,0 +1,267 @@
+//! The Markdown report: one table per workload, the correctness checks, and
+//! the issue's targets.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::measure::RunResult;
+use crate::opts::Opts;
+use crate::pgbench::pgbench_display;
+use crate::summary::{summarize, Summary};
+use crate::targets::Kind;
+use crate::workloads::Workload;
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "–".into()
+    }
+}
+
+pub fn render(
+    opts: &Opts,
+    machine: &str,
+    wls: &[Workload],
+    results: &BTreeMap<(usize, Kind), Vec<RunResult>>,
+    checks: &[String],
+    elapsed: Duration,
+) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "### Machine\n\n{machine}\n");
+    let _ = writeln!(
+        md,
+        "Rounds: {} (target order rotated each round), {} s per multi-client run, {} s per single-client run; pgbench scale {}; measuring took {:.0} s.\n",
+        opts.rounds,
+        opts.seconds,
+        opts.seconds_1c,
+        opts.scale,
+        elapsed.as_secs_f64()
+    );
+    let mut summaries: BTreeMap<(&str, Kind), Summary> = BTreeMap::new();
+    for (wi, w) in wls.iter().enumerate() {
+        let _ = writeln!(
+            md,
+            "### {}\n\n{}\n\n`{}`\n",
+            w.title,
+            w.about,
+            pgbench_display(w)
+        );
+        let single = w.clients == 1;
+        let peers: Vec<Kind> = [Kind::Server, Kind::Ceiling, Kind::Pgpool, Kind::Forwarder]
+            .into_iter()
+            .filter(|k| w.targets.contains(k))
+            .collect();
+        let mut header = String::from("| target | TPS (median) | TPS per round | ");
+        if single {
+            header.push_str("mean latency ms | ");
+        }
+        header.push_str(
+            "p50 ms | p99 ms | hit ratio | proxy CPU µs/query | server CPU µs/query | \
+             pgbench CPU µs/query | softirq µs/query | other processes (cores) |",
+        );
+        let mut align = String::from("|---|---:|---|");
+        let numeric = 8 + usize::from(single) + peers.len();
+        for _ in 0..numeric {
+            align.push_str("---:|");
+        }
+        for p in &peers {
+            let _ = write!(header, " vs {} |", p.short());
+        }
+        let _ = writeln!(md, "{header}\n{align}");
+        let sums: BTreeMap<Kind, Summary> = w
+            .targets
+            .iter()
+            .filter_map(|k| results.get(&(wi, *k)).map(|r| (*k, summarize(w, r))))
+            .collect();
+        let tps_of = |k: Kind| sums.get(&k).map_or(f64::NAN, |s| s.tps);
+        for k in &w.targets {
+            let Some(s) = sums.get(k) else { continue };
+            let mut row = format!(
+                "| {}{} | {:.0} | {} | ",
+                k.label(),
+                if s.all_ok { "" } else { " (errors, see below)" },
+                s.tps,
+                s.rounds
+                    .iter()
+                    .map(|x| format!("{x:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+            );
+            if single {
+                let _ = write!(row, "{:.3} | ", 1000.0 / s.tps);
+            }
+            let _ = write!(
+                row,
+                "{:.3} | {:.3} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} |",
+                s.p50,
+                s.p99,
+                s.hit_ratio
+                    .map_or("–".into(), |h| format!("{:.1}%", h * 100.0)),
+                s.proxy_us.map_or("–".into(), |u| format!("{u:.1}")),
+                s.server_us,
+                s.client_us,
+                s.softirq_us,
+                s.other_cores,
+            );
+            for p in &peers {
+                let cell = if p == k {
+                    "–".to_string()
+                } else {
+                    ratio(s.tps, tps_of(*p))
+                };
+                let _ = write!(row, " {cell} |");
+            }
+            let _ = writeln!(md, "{row}");
+        }
+        for (k, s) in &sums {
+            for n in &s.notes {
+                let _ = writeln!(md, "\n- {}: {n}", k.short());
+            }
+        }
+        md.push('\n');
+        for (k, s) in sums {
+            summaries.insert((w.id, k), s);
+        }
+    }
+    if w_has(wls, "tpcb") || w_has(wls, "zipf") {
+        let _ = writeln!(md, "### Correctness checks\n");
+        for c in checks {
+            let _ = writeln!(md, "- {c}");
+        }
+        md.push('\n');
+    }
+    md.push_str(&targets_table(&summaries));
+    md
+}
+
+fn w_has(wls: &[Workload], id: &str) -> bool {
+    wls.iter().any(|w| w.id == id)
+}
+
+fn targets_table(s: &BTreeMap<(&str, Kind), Summary>) -> String {
+    let tps = |w: &str, k: Kind| s.get(&(w, k)).map(|x| x.tps);
+    let mut rows: Vec<(String, String, bool)> = Vec::new();
+    fn at_least(
+        rows: &mut Vec<(String, String, bool)>,
+        name: String,
+        a: Option<f64>,
+        b: Option<f64>,
+        min: f64,
+    ) {
+        if let (Some(a), Some(b)) = (a, b) {
+            let r = a / b;
+            rows.push((name, format!("{r:.2}x (target ≥ {min}x)"), r >= min));
+        }
+    }
+    for w in ["hot-simple", "hot-prepared"] {
+        at_least(
+            &mut rows,
+            format!("{w}: pgcache vs ceiling TPS"),
+            tps(w, Kind::Pgcache),
+            tps(w, Kind::Ceiling),
+            0.85,
+        );
+    }
+    for w in ["hot-simple", "hot-prepared"] {
+        at_least(
+            &mut rows,
+            format!("{w}: pgcache vs pgpool TPS"),
+            tps(w, Kind::Pgcache),
+            tps(w, Kind::Pgpool),
+            2.0,
+        );
+    }
+    for w in ["hot-simple-1c", "hot-prepared-1c"] {
+        // latency ratio = inverse TPS ratio; target: within 1.15x of the ceiling's
+        if let (Some(a), Some(b)) = (tps(w, Kind::Pgcache), tps(w, Kind::Ceiling)) {
+            let r = b / a;
+            rows.push((
+                format!("{w}: pgcache mean latency vs ceiling"),
+                format!("{r:.2}x (target ≤ 1.15x)"),
+                r <= 1.15,
+            ));
+        }
+    }
+    at_least(
+        &mut rows,
+        "select-only, cache disabled: vs server TPS".into(),
+        tps("select-only", Kind::PgcacheOff),
+        tps("select-only", Kind::Server),
+        0.90,
+    );
+    at_least(
+        &mut rows,
+        "select-only, cold cache: vs server TPS".into(),
+        tps("select-only", Kind::Pgcache),
+        tps("select-only", Kind::Server),
+        0.90,
+    );
+    at_least(
+        &mut rows,
+        "tpcb: pgcache vs server TPS".into(),
+        tps("tpcb", Kind::Pgcache),
+        tps("tpcb", Kind::Server),
+        0.90,
+    );
+    for w in [
+        "select-only",
+        "tpcb",
+        "zipf",
+        "hot-simple-1c",
+        "hot-prepared-1c",
+    ] {
+        at_least(
+            &mut rows,
+            format!("{w}: pgcache ahead of pgpool"),
+            tps(w, Kind::Pgcache),
+            tps(w, Kind::Pgpool),
+            1.0,
+        );
+    }
+    let mut md =
+        String::from("### Targets (issue 6)\n\n| target | measured | met |\n|---|---|---|\n");
+    for (name, value, met) in rows {
+        let _ = writeln!(
+            md,
+            "| {name} | {value} | {} |",
+            if met { "yes" } else { "**no**" }
+        );
+    }
+    for w in ["hot-simple", "hot-prepared"] {
+        if let Some(us) = s.get(&(w, Kind::Pgcache)).and_then(|x| x.proxy_us) {
+            let _ = writeln!(
+                md,
+                "| {w}: pgcache CPU per hit | {us:.1} µs (target: a few µs) | {} |",
+                if us <= 5.0 { "yes" } else { "**no**" }
+            );
+        }
+    }
+    // Not targets: what one bare hop costs, for reading the miss-path rows.
+    let mut context = String::new();
+    for w in ["select-only", "tpcb", "zipf"] {
+        let fwd = tps(w, Kind::Forwarder);
+        for (k, what) in [
+            (Kind::Forwarder, "bare TCP relay vs server"),
+            (Kind::Pgcache, "pgcache vs bare TCP relay"),
+            (
+                Kind::PgcacheOff,
+                "pgcache, cache disabled, vs bare TCP relay",
+            ),
+        ] {
+            let (a, b) = match k {
+                Kind::Forwarder => (fwd, tps(w, Kind::Server)),
+                _ => (tps(w, k), fwd),
+            };
+            if let (Some(a), Some(b)) = (a, b) {
+                let _ = writeln!(context, "| {w}: {what} | {:.2}x |", a / b);
+            }
+        }
+    }
+    if !context.is_empty() {
+        md.push_str("\n### One hop for comparison (not targets)\n\n| | TPS ratio |\n|---|---:|\n");
+        md.push_str(&context);
+    }
+    md
+}
