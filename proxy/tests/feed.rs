@@ -424,3 +424,108 @@ async fn a_terminated_walsender_restarts_the_feed_and_nothing_is_missed() {
     fresh_within_bound(&client, q, "three").await;
     proxy.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn partitions_cascades_copy_merge_and_open_transactions_made_on_the_server() {
+    let cluster = Cluster::shared();
+    let db = setup_db(
+        cluster,
+        "feed_shapes",
+        "CREATE TABLE events (at int, v text) PARTITION BY RANGE (at);
+         CREATE TABLE events_low PARTITION OF events FOR VALUES FROM (0) TO (100);
+         CREATE TABLE events_high PARTITION OF events FOR VALUES FROM (100) TO (200);
+         INSERT INTO events VALUES (1, 'a');
+         CREATE TABLE parent (id int PRIMARY KEY);
+         CREATE TABLE child (id int REFERENCES parent ON DELETE CASCADE);
+         INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1);
+         CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one');
+         CREATE TABLE other (v int); INSERT INTO other VALUES (1);",
+    );
+    let proxy = proxy_with_feed(cluster).await;
+    let client = connect(cluster, proxy.addr, &db).await;
+    let direct = connect(cluster, cluster.addr(), &db).await;
+    value(&client, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+
+    // A write to a partition (the stream names the partition) is seen
+    // through its parent.
+    let parent_read = "SELECT string_agg(v, ',' ORDER BY at) FROM events";
+    cached(&proxy, &client, parent_read, "a").await;
+    direct
+        .batch_execute("INSERT INTO events_high VALUES (150, 'b')")
+        .await
+        .unwrap();
+    fresh_within_bound(&client, parent_read, "a,b").await;
+
+    // An FK cascade's deletes are in the stream too.
+    let children = "SELECT count(*)::text FROM child";
+    cached(&proxy, &client, children, "1").await;
+    direct
+        .batch_execute("DELETE FROM parent WHERE id = 1")
+        .await
+        .unwrap();
+    fresh_within_bound(&client, children, "0").await;
+
+    // COPY FROM.
+    let count = "SELECT count(*)::text FROM kv";
+    cached(&proxy, &client, count, "1").await;
+    let sink = direct.copy_in("COPY kv FROM STDIN").await.unwrap();
+    futures_util::pin_mut!(sink);
+    futures_util::SinkExt::send(&mut sink, bytes::Bytes::from_static(b"2\ttwo\n3\tthree\n"))
+        .await
+        .unwrap();
+    sink.finish().await.unwrap();
+    fresh_within_bound(&client, count, "3").await;
+
+    // MERGE.
+    let one = "SELECT v FROM kv WHERE k = 1";
+    cached(&proxy, &client, one, "one").await;
+    direct
+        .batch_execute(
+            "MERGE INTO kv USING (VALUES (1, 'merged')) AS s(k, v) ON kv.k = s.k \
+             WHEN MATCHED THEN UPDATE SET v = s.v",
+        )
+        .await
+        .unwrap();
+    fresh_within_bound(&client, one, "merged").await;
+
+    // A transaction left open changes nothing seen; its COMMIT, both tables.
+    let others = "SELECT sum(v)::text FROM other";
+    cached(&proxy, &client, others, "1").await;
+    cached(&proxy, &client, one, "merged").await;
+    direct
+        .batch_execute("BEGIN; UPDATE kv SET v = 'open' WHERE k = 1; UPDATE other SET v = 2")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(value(&client, one).await, "merged");
+    direct.batch_execute("COMMIT").await.unwrap();
+    fresh_within_bound(&client, one, "open").await;
+    fresh_within_bound(&client, others, "2").await;
+    proxy.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_write_through_one_proxy_is_fresh_through_another() {
+    let cluster = Cluster::shared();
+    let db = setup_db(
+        cluster,
+        "feed_two_proxies",
+        "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one');",
+    );
+    let a = proxy_with_feed(cluster).await;
+    let b = proxy_with_feed(cluster).await;
+    let through_a = connect(cluster, a.addr, &db).await;
+    let through_b = connect(cluster, b.addr, &db).await;
+    value(&through_b, "SELECT 1").await;
+    wait_for_feed(&b, &db).await;
+    let q = "SELECT v FROM kv WHERE k = 1";
+    cached(&b, &through_b, q, "one").await;
+    through_a
+        .batch_execute("UPDATE kv SET v = 'two' WHERE k = 1")
+        .await
+        .unwrap();
+    fresh_within_bound(&through_b, q, "two").await;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
