@@ -529,3 +529,58 @@ async fn a_write_through_one_proxy_is_fresh_through_another() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+// Several threads: the restart blocks one, and the server's shutdown waits
+// for the feed to confirm the WAL it was sent (a walsender's last step).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_server_restart_the_feed_streams_again() {
+    let cluster = Cluster::start(testkit::ClusterOptions::scram()).expect("a cluster of our own");
+    let db = setup_db(
+        &cluster,
+        "feed_restart",
+        "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one');",
+    );
+    let proxy = proxy_with_feed(&cluster).await;
+    let client = connect(&cluster, proxy.addr, &db).await;
+    value(&client, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+
+    let began = Instant::now();
+    tokio::task::block_in_place(|| cluster.restart()).expect("restart");
+    assert!(
+        began.elapsed() < Duration::from_secs(20),
+        "the shutdown waited {:?} for the feed",
+        began.elapsed()
+    );
+    let restarts = || {
+        ["connection", "server", "protocol", "catalog"]
+            .iter()
+            .map(|reason| {
+                proxy
+                    .shared
+                    .stats
+                    .feed
+                    .restarts
+                    .with_label_values(&[db.as_str(), reason])
+                    .get()
+            })
+            .sum::<u64>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while restarts() == 0 {
+        assert!(Instant::now() < deadline, "the loss was not noticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for_feed(&proxy, &db).await;
+
+    let client = connect(&cluster, proxy.addr, &db).await;
+    let direct = connect(&cluster, cluster.addr(), &db).await;
+    let q = "SELECT v FROM kv WHERE k = 1";
+    cached(&proxy, &client, q, "one").await;
+    direct
+        .batch_execute("UPDATE kv SET v = 'two' WHERE k = 1")
+        .await
+        .unwrap();
+    fresh_within_bound(&client, q, "two").await;
+    proxy.shutdown().await.unwrap();
+}

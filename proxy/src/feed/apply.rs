@@ -10,6 +10,7 @@
 //! `triggered` list is ignored for that reason.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cache_core::RelationId;
 
@@ -17,10 +18,39 @@ use super::decode::{Committed, TableName};
 use crate::catalog::{DbCatalog, RelName, Snapshot};
 use crate::engine::{Engine, WriteSet};
 
+/// At most one catalog reload per this long is asked for by unknown names:
+/// tables created, written and dropped around the proxy (staging tables)
+/// would otherwise reload the catalog at every commit, and the stream
+/// waits for each reload.
+const RELOAD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
+/// When unknown names last asked for a catalog reload.
+#[derive(Debug, Default)]
+pub struct ReloadLimit {
+    last: Option<Instant>,
+}
+
+impl ReloadLimit {
+    fn allow(&mut self, now: Instant) -> bool {
+        match self.last {
+            Some(last) if now.duration_since(last) < RELOAD_AT_MOST_EVERY => false,
+            _ => {
+                self.last = Some(now);
+                true
+            }
+        }
+    }
+}
+
 /// What `committed` changed, as relation ids of `catalog`'s database.
 /// Names the snapshot does not know (a table created behind the proxy's back
 /// since the last load) make it "everything", and ask for a reload.
-pub async fn write_set(engine: &Engine, catalog: &DbCatalog, committed: &Committed) -> WriteSet {
+pub async fn write_set(
+    engine: &Engine,
+    catalog: &DbCatalog,
+    committed: &Committed,
+    reloads: &mut ReloadLimit,
+) -> WriteSet {
     let Some(tables) = &committed.tables else {
         return WriteSet::Everything;
     };
@@ -34,7 +64,9 @@ pub async fn write_set(engine: &Engine, catalog: &DbCatalog, committed: &Committ
     match resolve(engine, catalog.index(), &snapshot, tables) {
         Some(ids) => WriteSet::Relations(ids),
         None => {
-            catalog.mark_stale();
+            if reloads.allow(Instant::now()) {
+                catalog.mark_stale();
+            }
             WriteSet::Everything
         }
     }
@@ -74,4 +106,18 @@ fn resolve(
     ids.sort_unstable();
     ids.dedup();
     Some(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_names_ask_for_one_reload_a_second() {
+        let mut limit = ReloadLimit::default();
+        let t0 = Instant::now();
+        assert!(limit.allow(t0));
+        assert!(!limit.allow(t0 + Duration::from_millis(999)));
+        assert!(limit.allow(t0 + Duration::from_secs(1)));
+    }
 }

@@ -99,6 +99,7 @@ async fn follow(
         metrics.lag_seconds.with_label_values(&database),
     );
     let mut tx = Transaction::default();
+    let mut reloads = apply::ReloadLimit::default();
     let mut in_transaction = false;
     let mut flushed = Lsn(0);
     let mut status_due = Instant::now() + STATUS_INTERVAL;
@@ -137,7 +138,7 @@ async fn follow(
                 let writes = if committed.ddl {
                     WriteSet::Everything
                 } else {
-                    apply::write_set(&shared.engine, catalog, &committed).await
+                    apply::write_set(&shared.engine, catalog, &committed, &mut reloads).await
                 };
                 if !writes.is_empty() {
                     shared.engine.invalidate(&writes);
