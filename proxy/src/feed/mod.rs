@@ -101,6 +101,15 @@ pub fn start(shared: Arc<Shared>) {
     });
 }
 
+/// Which attempt at a stream is current, and whether it began streaming.
+/// The checker declares a stream ready later, from its own task: under this
+/// lock, a stream that has ended meanwhile can no longer be declared up.
+#[derive(Default)]
+struct Attempt {
+    number: u64,
+    began: bool,
+}
+
 /// Keeps one database's stream running.
 async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
     let database = catalog.database().to_string();
@@ -111,9 +120,28 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
         .transactions
         .with_label_values(&[&database]);
     let visible = visibility::spawn(shared.clone(), catalog.clone());
+    let attempt = Arc::new(parking_lot::Mutex::new(Attempt::default()));
     let mut backoff = FIRST_BACKOFF;
     loop {
         let started = tokio::time::Instant::now();
+        let number = attempt.lock().number;
+        let began = || attempt.lock().began = true;
+        // Once what committed just before the stream began is visible and
+        // bumped: hits may resume.
+        let ready: Box<dyn FnOnce() + Send> = {
+            let (attempt, up, shared, database) = (
+                attempt.clone(),
+                up.clone(),
+                shared.clone(),
+                database.clone(),
+            );
+            Box::new(move || {
+                if attempt.lock().number == number {
+                    up.set(1);
+                    shared.engine.feed_gate.set_streaming(&database, true);
+                }
+            })
+        };
         let streaming = async {
             // A database whose catalog cannot load (it does not exist, no
             // access) gets no stream; the catalog's own error says why.
@@ -121,13 +149,7 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
                 .snapshot()
                 .await
                 .map_err(|e| FeedError::Catalog(e.to_string()))?;
-            stream::run(&shared, &catalog, &visible, || {
-                // Whatever committed while no stream listened is unknown.
-                shared.engine.invalidate(&WriteSet::Everything);
-                up.set(1);
-                shared.engine.feed_gate.set_streaming(&database, true);
-            })
-            .await
+            stream::run(&shared, &catalog, &visible, began, ready).await
         };
         let mut shutdown = shared.shutdown.subscribe();
         let result = tokio::select! {
@@ -135,15 +157,22 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
             // Dropping the stream closes its connection: the server drops
             // the temporary slot.
             _ = shutdown.wait_for(|&stop| stop) => {
+                let mut attempt = attempt.lock();
+                attempt.number += 1;
                 shared.engine.feed_gate.set_streaming(&database, false);
                 up.set(0);
                 return;
             }
         };
-        let was_up = up.get() == 1;
-        shared.engine.feed_gate.set_streaming(&database, false);
-        up.set(0);
-        if was_up {
+        let (was_up, had_begun) = {
+            let mut attempt = attempt.lock();
+            attempt.number += 1;
+            let was_up = up.get() == 1;
+            shared.engine.feed_gate.set_streaming(&database, false);
+            up.set(0);
+            (was_up, std::mem::take(&mut attempt.began))
+        };
+        if had_begun {
             // Entries read after the last decoded commit may miss what the
             // server commits until the next stream starts: drop them now
             // (there is no per-database drop; everything goes).

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::apply;
 use super::connection::{FeedError, ReplicationConnection};
 use super::decode::{self, Transaction};
-use super::visibility::Decoded;
+use super::visibility::Check;
 use crate::catalog::DbCatalog;
 use crate::engine::WriteSet;
 use crate::server::Shared;
@@ -50,13 +50,17 @@ fn slot_name() -> String {
     )
 }
 
-/// Connects, creates the slot, calls `on_streaming` once the server streams,
-/// then follows the stream until it ends (always with an error).
+/// Connects, creates the slot, calls `began` once the server streams (and
+/// invalidates everything: what committed while no stream listened is
+/// unknown), has the checker call `ready` once what committed just before
+/// is visible too, then follows the stream until it ends (always with an
+/// error).
 pub(super) async fn run(
     shared: &Shared,
     catalog: &Arc<DbCatalog>,
-    visible: &mpsc::Sender<Decoded>,
-    on_streaming: impl FnOnce(),
+    visible: &mpsc::Sender<Check>,
+    began: impl FnOnce(),
+    ready: Box<dyn FnOnce() + Send>,
 ) -> Result<(), FeedError> {
     let database = catalog.database();
     let mut conn = ReplicationConnection::open(
@@ -67,7 +71,7 @@ pub(super) async fn run(
     )
     .await?;
     let slot = slot_name();
-    let result = follow(shared, catalog, visible, &mut conn, &slot, on_streaming).await;
+    let result = follow(shared, catalog, visible, &mut conn, &slot, began, ready).await;
     conn.close().await;
     result
 }
@@ -75,10 +79,11 @@ pub(super) async fn run(
 async fn follow(
     shared: &Shared,
     catalog: &Arc<DbCatalog>,
-    visible: &mpsc::Sender<Decoded>,
+    visible: &mpsc::Sender<Check>,
     conn: &mut ReplicationConnection,
     slot: &str,
-    on_streaming: impl FnOnce(),
+    began: impl FnOnce(),
+    ready: Box<dyn FnOnce() + Send>,
 ) -> Result<(), FeedError> {
     conn.command(&format!(
         "CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL test_decoding NOEXPORT_SNAPSHOT"
@@ -89,7 +94,11 @@ async fn follow(
     ))
     .await?;
     tracing::info!(database = %catalog.database(), %slot, "change feed streaming");
-    on_streaming();
+    began();
+    shared.engine.invalidate(&WriteSet::Everything);
+    if visible.send(Check::Started { then: ready }).await.is_err() {
+        return Err(FeedError::Protocol("the visibility checker stopped".into()));
+    }
 
     let metrics = &shared.stats.feed;
     let database = [catalog.database()];
@@ -142,11 +151,11 @@ async fn follow(
                 };
                 if !writes.is_empty() {
                     shared.engine.invalidate(&writes);
-                    let decoded = Decoded {
+                    let check = Check::Commit {
                         xid: committed.xid,
                         writes,
                     };
-                    if visible.send(decoded).await.is_err() {
+                    if visible.send(check).await.is_err() {
                         return Err(FeedError::Protocol("the visibility checker stopped".into()));
                     }
                 }

@@ -38,87 +38,181 @@ const MAX_FAILED_CHECKS: u32 = 3;
 
 const APPLICATION_NAME: &str = "pgcache-feed-visibility";
 
-/// A commit waiting for its second bump.
-pub struct Decoded {
-    pub xid: u32,
-    pub writes: WriteSet,
+/// How long a stream start waits for the transactions running when it
+/// started. Those still running after this are taken for long transactions
+/// whose commits come later in the stream (which bumps them itself); only a
+/// commit flushed before the slot's consistent point and kept out of
+/// snapshots longer than this (a synchronous standby that long behind) could
+/// be missed.
+const START_PATIENCE: Duration = Duration::from_secs(1);
+
+/// What waits for the server to make commits visible.
+pub enum Check {
+    /// A decoded commit and what it changed.
+    Commit { xid: u32, writes: WriteSet },
+    /// A stream (re)started and everything was bumped. Commits flushed just
+    /// before the slot's consistent point are never decoded, and may not be
+    /// visible yet: everything is bumped again once the transactions
+    /// running at this point have left the proc array, then `then` runs.
+    Started { then: Box<dyn FnOnce() + Send> },
 }
 
-/// Starts the checker of one database; commits are sent to the returned
+/// The xids to wait for.
+enum Pending {
+    /// Decoded 32-bit xids.
+    Decoded(Vec<u32>),
+    /// Whatever is in progress when the check begins.
+    RunningNow,
+}
+
+/// Starts the checker of one database; checks are sent to the returned
 /// sender. The task ends when the sender is dropped.
-pub fn spawn(shared: Arc<Shared>, catalog: Arc<DbCatalog>) -> mpsc::Sender<Decoded> {
+pub fn spawn(shared: Arc<Shared>, catalog: Arc<DbCatalog>) -> mpsc::Sender<Check> {
     let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(run(shared, catalog, rx));
     tx
 }
 
-async fn run(shared: Arc<Shared>, catalog: Arc<DbCatalog>, mut rx: mpsc::Receiver<Decoded>) {
+async fn run(shared: Arc<Shared>, catalog: Arc<DbCatalog>, mut rx: mpsc::Receiver<Check>) {
     let mut client: Option<Client> = None;
-    while let Some(first) = rx.recv().await {
-        let mut xids = vec![first.xid];
-        let mut writes = first.writes;
-        while let Ok(more) = rx.try_recv() {
-            xids.push(more.xid);
-            writes.add(&more.writes);
-        }
-        let mut failures = 0;
-        let mut pause = Duration::from_millis(1);
-        while !xids.is_empty() {
-            match still_running(&mut client, &catalog, &xids).await {
-                Ok(running) => {
-                    failures = 0;
-                    xids = running;
-                }
-                Err(error) => {
-                    client = None;
-                    failures += 1;
-                    if failures >= MAX_FAILED_CHECKS {
-                        tracing::warn!(database = %catalog.database(), %error,
-                            "cannot ask the server whether commits are visible; invalidating without its answer");
-                        break;
+    let mut held: Option<Check> = None;
+    loop {
+        let first = match held.take() {
+            Some(check) => check,
+            None => match rx.recv().await {
+                Some(check) => check,
+                None => return,
+            },
+        };
+        match first {
+            Check::Started { then } => {
+                wait_visible(
+                    &mut client,
+                    &catalog,
+                    Pending::RunningNow,
+                    Some(START_PATIENCE),
+                )
+                .await;
+                shared.engine.invalidate(&WriteSet::Everything);
+                then();
+            }
+            Check::Commit { xid, mut writes } => {
+                let mut xids = vec![xid];
+                while let Ok(more) = rx.try_recv() {
+                    match more {
+                        Check::Commit { xid, writes: more } => {
+                            xids.push(xid);
+                            writes.add(&more);
+                        }
+                        started => {
+                            held = Some(started);
+                            break;
+                        }
                     }
                 }
-            }
-            if !xids.is_empty() {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(100));
+                wait_visible(&mut client, &catalog, Pending::Decoded(xids), None).await;
+                shared.engine.invalidate(&writes);
             }
         }
-        shared.engine.invalidate(&writes);
     }
 }
 
-/// Which of `xids` are still in progress on the server.
-async fn still_running(
+/// Returns once none of `pending` is in progress, once `patience` has
+/// passed, or after [`MAX_FAILED_CHECKS`] failed attempts in a row.
+async fn wait_visible(
     client: &mut Option<Client>,
     catalog: &DbCatalog,
-    xids: &[u32],
-) -> Result<Vec<u32>, String> {
-    let client = match client.take() {
-        Some(c) if !c.is_closed() => client.insert(c),
-        _ => client.insert(
+    pending: Pending,
+    patience: Option<Duration>,
+) {
+    let began = tokio::time::Instant::now();
+    let mut full: Option<Vec<i64>> = None;
+    let mut failures = 0;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let step = async {
+            let connected = connected(client, catalog).await?;
+            let xids = match full.take() {
+                Some(xids) => xids,
+                None => full_xids(connected, &pending).await?,
+            };
+            in_progress(connected, xids).await
+        };
+        match step.await {
+            Ok(running) if running.is_empty() => return,
+            Ok(running) => {
+                failures = 0;
+                full = Some(running);
+            }
+            Err(error) => {
+                *client = None;
+                failures += 1;
+                if failures >= MAX_FAILED_CHECKS {
+                    tracing::warn!(database = %catalog.database(), %error,
+                        "cannot ask the server whether commits are visible; invalidating without its answer");
+                    return;
+                }
+            }
+        }
+        if patience.is_some_and(|p| began.elapsed() >= p) {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+async fn connected<'a>(
+    client: &'a mut Option<Client>,
+    catalog: &DbCatalog,
+) -> Result<&'a Client, String> {
+    if client.as_ref().is_none_or(|c| c.is_closed()) {
+        *client = Some(
             catalog
                 .open_connection(APPLICATION_NAME)
                 .await
                 .map_err(|e| e.to_string())?,
-        ),
-    };
-    // The stream gives 32-bit xids; txid_status wants them with their epoch.
-    // Every decoded xid is older than the next one to be assigned.
-    let next: i64 = client
-        .query_one("SELECT txid_snapshot_xmax(txid_current_snapshot())", &[])
-        .await
-        .map_err(|e| e.to_string())?
-        .get(0);
-    let full: Vec<i64> = xids.iter().map(|&x| with_epoch(x, next)).collect();
+        );
+    }
+    Ok(client.as_ref().expect("just connected"))
+}
+
+/// The 64-bit xids to wait for.
+async fn full_xids(client: &Client, pending: &Pending) -> Result<Vec<i64>, String> {
+    match pending {
+        Pending::Decoded(xids) => {
+            // The stream gives 32-bit xids; txid_status wants them with their
+            // epoch. Every decoded xid is older than the next one assigned.
+            let next: i64 = client
+                .query_one("SELECT txid_snapshot_xmax(txid_current_snapshot())", &[])
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            Ok(xids.iter().map(|&x| with_epoch(x, next)).collect())
+        }
+        Pending::RunningNow => {
+            let rows = client
+                .query("SELECT txid_snapshot_xip(txid_current_snapshot())", &[])
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(rows.iter().map(|row| row.get::<_, i64>(0)).collect())
+        }
+    }
+}
+
+/// Which of `xids` are still in progress on the server.
+async fn in_progress(client: &Client, xids: Vec<i64>) -> Result<Vec<i64>, String> {
+    if xids.is_empty() {
+        return Ok(xids);
+    }
     let rows = client
         .query(
             "SELECT x FROM unnest($1::int8[]) AS x WHERE txid_status(x) = 'in progress'",
-            &[&full],
+            &[&xids],
         )
         .await
         .map_err(|e| e.to_string())?;
-    Ok(rows.iter().map(|row| row.get::<_, i64>(0) as u32).collect())
+    Ok(rows.iter().map(|row| row.get::<_, i64>(0)).collect())
 }
 
 /// The 64-bit xid of `xid`, given the server's next 64-bit xid.
