@@ -123,6 +123,26 @@ async fn direct_writes_invalidate_through_the_feed() {
         .await
         .unwrap();
     fresh_within_bound(&client, odd, "5").await;
+
+    // The admin console shows the feed.
+    let console = connect(cluster, proxy.addr, "pgcache").await;
+    let rows: Vec<_> = console
+        .simple_query("SHOW FEED")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .collect();
+    let ours = rows
+        .iter()
+        .find(|row| row.get("database") == Some(db.as_str()))
+        .expect("SHOW FEED lists the database");
+    assert_eq!(ours.get("up"), Some("true"));
+    assert!(ours.get("slot").unwrap_or("").starts_with("pgcache_"));
+    assert!(ours.get("transactions").unwrap().parse::<u64>().unwrap() >= 5);
     assert!(
         proxy
             .shared

@@ -68,6 +68,9 @@ impl FeedError {
         }
     }
 
+    /// Every [`reason`](FeedError::reason).
+    pub const REASONS: &'static [&'static str] = &["connection", "server", "protocol", "catalog"];
+
     /// A short label for the restart metric.
     pub fn reason(&self) -> &'static str {
         match self {

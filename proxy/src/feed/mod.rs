@@ -16,6 +16,7 @@
 //! `visibility.rs` the second bump once a commit is visible.
 
 mod apply;
+mod board;
 mod connection;
 mod decode;
 mod gate;
@@ -33,6 +34,7 @@ use crate::catalog::DbCatalog;
 use crate::engine::WriteSet;
 use crate::server::Shared;
 
+pub use board::{DbFeed, FeedBoard};
 pub use connection::FeedError;
 pub use gate::FeedGate;
 
@@ -48,6 +50,17 @@ pub enum ChangeFeedMode {
     /// feed is proven in CI.
     #[default]
     Off,
+}
+
+impl ChangeFeedMode {
+    /// The flag's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeFeedMode::Auto => "auto",
+            ChangeFeedMode::Required => "required",
+            ChangeFeedMode::Off => "off",
+        }
+    }
 }
 
 impl FromStr for ChangeFeedMode {
@@ -119,6 +132,7 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
         .feed
         .transactions
         .with_label_values(&[&database]);
+    shared.engine.feed_board.followed(&database);
     let visible = visibility::spawn(shared.clone(), catalog.clone());
     let attempt = Arc::new(parking_lot::Mutex::new(Attempt::default()));
     let mut backoff = FIRST_BACKOFF;
@@ -181,7 +195,11 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
         if started.elapsed() >= HEALTHY_AFTER {
             backoff = FIRST_BACKOFF;
         }
-        if let Err(error) = result {
+        if let Err(error) = &result {
+            shared
+                .engine
+                .feed_board
+                .failed(&database, error.to_string());
             shared
                 .stats
                 .feed

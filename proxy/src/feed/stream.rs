@@ -95,6 +95,10 @@ async fn follow(
     .await?;
     tracing::info!(database = %catalog.database(), %slot, "change feed streaming");
     began();
+    shared
+        .engine
+        .feed_board
+        .streaming_from(catalog.database(), Some(slot));
     shared.engine.invalidate(&WriteSet::Everything);
     if visible.send(Check::Started { then: ready }).await.is_err() {
         return Err(FeedError::Protocol("the visibility checker stopped".into()));

@@ -102,6 +102,7 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
         "/readyz" => readyz(shared).await,
         "/api/queries" => json_reply(StatusCode::OK, queries(shared)),
         "/api/tables" => json_reply(StatusCode::OK, tables(shared)),
+        "/api/feed" => json_reply(StatusCode::OK, feed(shared)),
         "/api/invalidate" => match body_json(req, shared.config.admin_limits).await {
             Ok(body) => invalidate(shared, &body),
             Err(reply) => reply,
@@ -122,7 +123,9 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
 /// The one method an endpoint takes; `None` for an unknown path.
 fn method_of(path: &str) -> Option<&'static str> {
     match path {
-        "/metrics" | "/healthz" | "/readyz" | "/api/queries" | "/api/tables" => Some("GET"),
+        "/metrics" | "/healthz" | "/readyz" | "/api/queries" | "/api/tables" | "/api/feed" => {
+            Some("GET")
+        }
         "/api/invalidate" | "/api/reload" => Some("POST"),
         _ => None,
     }
@@ -212,6 +215,41 @@ pub(crate) fn queries(shared: &Shared) -> Value {
         })
         .collect();
     json!({ "queries": rows })
+}
+
+/// The change feed of each database followed: whether it streams, from
+/// which slot, how far behind, and why it last failed.
+pub(crate) fn feed(shared: &Shared) -> Value {
+    let metrics = &shared.stats.feed;
+    let databases: Vec<Value> = shared
+        .engine
+        .feed_board
+        .databases()
+        .into_iter()
+        .map(|(database, feed)| {
+            let db = [database.as_str()];
+            let restarts: u64 = crate::feed::FeedError::REASONS
+                .iter()
+                .map(|&reason| {
+                    metrics
+                        .restarts
+                        .with_label_values(&[&database, reason])
+                        .get()
+                })
+                .sum();
+            json!({
+                "database": database,
+                "up": metrics.up.with_label_values(&db).get() == 1,
+                "slot": feed.slot,
+                "transactions": metrics.transactions.with_label_values(&db).get(),
+                "restarts": restarts,
+                "lag_bytes": metrics.lag_bytes.with_label_values(&db).get(),
+                "lag_seconds": metrics.lag_seconds.with_label_values(&db).get(),
+                "last_error": feed.last_error,
+            })
+        })
+        .collect();
+    json!({ "mode": shared.config.change_feed.as_str(), "databases": databases })
 }
 
 pub(crate) fn tables(shared: &Shared) -> Value {
