@@ -92,6 +92,9 @@ reasons! {
     /// An answer came that no request asked for: the session is not
     /// cached any more.
     ProtocolDesync = "protocol_desync",
+    /// `--change-feed required`, and the database's change feed is not
+    /// streaming: commits made around the proxy could be missed.
+    FeedDown = "feed_down",
     // ---- what the read reads and runs
     /// A function that is not IMMUTABLE (and not declared cacheable).
     VolatileFunction = "volatile_function",

@@ -174,6 +174,8 @@ pub struct ProxyConfig {
     /// PEM certificate chain and key, required unless tls_mode is Disabled.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Whether to follow each database's commits through logical decoding.
+    pub change_feed: crate::feed::ChangeFeedMode,
 }
 
 impl ProxyConfig {
@@ -199,6 +201,7 @@ impl ProxyConfig {
             tls_mode: crate::tls::TlsMode::Disabled,
             tls_cert: None,
             tls_key: None,
+            change_feed: crate::feed::ChangeFeedMode::Off,
         }
     }
 }

@@ -115,6 +115,10 @@ pub struct Engine {
     pub analyzer: Analyzer,
     pub catalogs: Catalogs,
     pub policy: SharedPolicy,
+    /// Which databases may be served while `--change-feed required`.
+    pub feed_gate: crate::feed::FeedGate,
+    /// Each followed database's slot and last error, for the admin API.
+    pub feed_board: crate::feed::FeedBoard,
 }
 
 impl Engine {
@@ -158,6 +162,8 @@ impl Engine {
             }),
             policy,
             stats,
+            feed_gate: crate::feed::FeedGate::new(config.change_feed),
+            feed_board: crate::feed::FeedBoard::default(),
         }
     }
 

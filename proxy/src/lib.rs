@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod fd_limit;
+pub mod feed;
 pub mod liveness;
 pub mod maintenance;
 pub mod maybe_tls;

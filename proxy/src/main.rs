@@ -129,6 +129,12 @@ struct RunArgs {
     /// client by default.
     #[arg(long, env = "PGCACHE_MAX_UPSTREAM_CONNECTIONS")]
     max_upstream_connections: Option<usize>,
+    /// Follow every commit the server makes (logical decoding, a temporary
+    /// slot per database) and invalidate what it changed: auto, required
+    /// (no hits for a database whose feed is not streaming) or off. Off by
+    /// default for now.
+    #[arg(long, env = "PGCACHE_CHANGE_FEED", default_value = "off")]
+    change_feed: pgcache::feed::ChangeFeedMode,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -225,6 +231,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.max_upstream_connections = args.max_upstream_connections;
     config.allow = args.allow;
     config.idle_timeout = args.idle_timeout;
+    config.change_feed = args.change_feed;
     config.tls_mode = args.tls_mode;
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;

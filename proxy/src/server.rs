@@ -106,6 +106,9 @@ impl Proxy {
         info!(listen = %self.local_addr(), upstream = ?self.shared.config.upstream, "pgcache is accepting connections");
         tokio::pin!(shutdown);
         let background = crate::maintenance::spawn(self.shared.clone());
+        if self.shared.config.change_feed != crate::feed::ChangeFeedMode::Off {
+            crate::feed::start(self.shared.clone());
+        }
         let admin = self.admin.take().map(|listener| {
             info!(listen = ?listener.local_addr().ok(), "admin HTTP server listening");
             tokio::spawn(crate::observe::admin::serve(listener, self.shared.clone()))

@@ -24,11 +24,28 @@ fn help_documents_every_flag_and_its_environment_variable() {
         ("--log-format", "PGCACHE_LOG_FORMAT"),
         ("--startup-timeout", "PGCACHE_STARTUP_TIMEOUT"),
         ("--max-client-connections", "PGCACHE_MAX_CLIENT_CONNECTIONS"),
+        ("--change-feed", "PGCACHE_CHANGE_FEED"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
         assert!(help.contains(env), "{env} missing from --help");
     }
     assert!(help.contains("demo"));
+}
+
+#[test]
+fn an_unknown_change_feed_mode_is_refused_by_name() {
+    let out = pgcache()
+        .args([
+            "--upstream",
+            "postgres://u@127.0.0.1:1/db",
+            "--change-feed",
+            "sometimes",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected auto, required or off"), "{err}");
 }
 
 #[test]

@@ -165,7 +165,7 @@ impl DbCatalog {
     async fn load(&self, control: &mut Option<Client>) -> Result<Snapshot, CatalogError> {
         let client = match control.take() {
             Some(client) if !client.is_closed() => control.insert(client),
-            _ => control.insert(self.connect().await?),
+            _ => control.insert(self.connect(APPLICATION_NAME).await?),
         };
         let timeout = self.config.load_timeout;
         match tokio::time::timeout(timeout, load::load(client)).await {
@@ -182,14 +182,21 @@ impl DbCatalog {
         }
     }
 
-    async fn connect(&self) -> Result<Client, CatalogError> {
+    /// Another connection to this database as the service account, with the
+    /// control connection's settings (the change feed asks the server when a
+    /// commit has become visible over one).
+    pub async fn open_connection(&self, application_name: &str) -> Result<Client, CatalogError> {
+        self.connect(application_name).await
+    }
+
+    async fn connect(&self, application_name: &str) -> Result<Client, CatalogError> {
         let config = &self.config;
         let mut pg = tokio_postgres::Config::new();
         pg.host(&config.host)
             .port(config.port)
             .user(&config.user)
             .dbname(&self.database)
-            .application_name(APPLICATION_NAME)
+            .application_name(application_name)
             .connect_timeout(config.connect_timeout);
         if let Some(password) = &config.password {
             pg.password(password);

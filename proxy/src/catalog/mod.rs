@@ -60,6 +60,6 @@ pub use config::{CatalogConfig, CatalogTls};
 pub use connection::DbCatalog;
 pub use error::CatalogError;
 pub use names::{FuncName, RelName};
-pub use registry::{Catalogs, DdlCommit};
+pub use registry::{Catalogs, DdlCommit, FirstUse};
 pub use settings::{isolation_is_read_committed, parse_search_path};
 pub use snapshot::{FunctionInfo, Oid, RelKind, Relation, Snapshot, Volatility};

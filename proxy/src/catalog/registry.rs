@@ -16,7 +16,13 @@ pub struct Catalogs {
     config: Arc<CatalogConfig>,
     databases: Arc<Databases>,
     ddl: Arc<DdlState>,
+    /// Told of each database the first time it is used (the change feed
+    /// starts one stream per database, lazily, like the catalog itself).
+    first_use: Mutex<Option<FirstUse>>,
 }
+
+/// Where [`Catalogs::get`] announces a database it has not seen before.
+pub type FirstUse = tokio::sync::mpsc::UnboundedSender<Arc<DbCatalog>>;
 
 type Databases = Mutex<HashMap<String, Arc<DbCatalog>>>;
 
@@ -78,7 +84,13 @@ impl Catalogs {
             config: Arc::new(config),
             databases: Arc::new(Mutex::new(HashMap::new())),
             ddl: Arc::default(),
+            first_use: Mutex::new(None),
         }
+    }
+
+    /// From now on, every database used for the first time is sent to `to`.
+    pub fn announce_first_use(&self, to: FirstUse) {
+        *self.first_use.lock().unwrap_or_else(|p| p.into_inner()) = Some(to);
     }
 
     pub fn config(&self) -> &CatalogConfig {
@@ -90,17 +102,26 @@ impl Catalogs {
     /// for that database; a failure is remembered for `retry_backoff`, and
     /// calls in that window return it without contacting the server.
     pub async fn get(&self, database: &str) -> Result<Arc<DbCatalog>, CatalogError> {
-        let catalog = {
+        let (catalog, new) = {
             let mut databases = self.databases();
             let index = databases.len() as u32;
-            Arc::clone(databases.entry(database.to_string()).or_insert_with(|| {
+            let mut new = false;
+            let catalog = databases.entry(database.to_string()).or_insert_with(|| {
+                new = true;
                 Arc::new(DbCatalog::new(
                     index,
                     database.to_string(),
                     Arc::clone(&self.config),
                 ))
-            }))
+            });
+            (Arc::clone(catalog), new)
         };
+        if new {
+            if let Some(to) = &*self.first_use.lock().unwrap_or_else(|p| p.into_inner()) {
+                // A closed receiver means no feed runs: nothing to tell.
+                let _ = to.send(Arc::clone(&catalog));
+            }
+        }
         if !catalog.has_snapshot() {
             catalog.snapshot().await?;
         }

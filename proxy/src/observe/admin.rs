@@ -101,6 +101,7 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
         "/readyz" => readyz(shared).await,
         "/api/queries" => json_reply(StatusCode::OK, operations::queries(shared)),
         "/api/tables" => json_reply(StatusCode::OK, operations::tables(shared)),
+        "/api/feed" => json_reply(StatusCode::OK, operations::feed(shared)),
         "/api/invalidate" => match body_json(req, shared.config.admin_limits).await {
             Ok(body) => invalidate(shared, &body),
             Err(reply) => reply,
@@ -121,7 +122,9 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
 /// The one method an endpoint takes; `None` for an unknown path.
 fn method_of(path: &str) -> Option<&'static str> {
     match path {
-        "/metrics" | "/healthz" | "/readyz" | "/api/queries" | "/api/tables" => Some("GET"),
+        "/metrics" | "/healthz" | "/readyz" | "/api/queries" | "/api/tables" | "/api/feed" => {
+            Some("GET")
+        }
         "/api/invalidate" | "/api/reload" => Some("POST"),
         _ => None,
     }

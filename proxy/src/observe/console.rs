@@ -11,7 +11,7 @@ use crate::shared::Shared;
 use crate::wire::result_set::{write_command_complete, write_result_set};
 use crate::wire::{ErrorResponse, SqlState};
 
-const HELP: &str = "commands: SHOW STATS | SHOW QUERIES | SHOW TABLES | SHOW POLICY | INVALIDATE TABLE name | INVALIDATE ALL | RELOAD";
+const HELP: &str = "commands: SHOW STATS | SHOW QUERIES | SHOW TABLES | SHOW POLICY | SHOW FEED | INVALIDATE TABLE name | INVALIDATE ALL | RELOAD";
 
 /// Answers one console command into `out` (without the ReadyForQuery).
 pub fn answer(shared: &Shared, sql: &str, out: &mut BytesMut) {
@@ -28,6 +28,7 @@ pub fn answer(shared: &Shared, sql: &str, out: &mut BytesMut) {
         ["SHOW", "STATS"] => show_stats(shared, out),
         ["SHOW", "QUERIES"] => show_objects(out, &operations::queries(shared)["queries"]),
         ["SHOW", "TABLES"] => show_objects(out, &operations::tables(shared)["tables"]),
+        ["SHOW", "FEED"] => show_objects(out, &operations::feed(shared)["databases"]),
         ["SHOW", "POLICY"] => show_policy(shared, out),
         ["INVALIDATE", "ALL"] => {
             operations::invalidate_all(shared);

@@ -100,3 +100,38 @@ pub fn invalidate_table(shared: &Shared, table: &str) -> Result<(String, usize),
         .invalidate(&crate::engine::WriteSet::Relations(ids));
     Ok((name, n))
 }
+
+/// The change feed of each database followed: whether it streams, from
+/// which slot, how far behind, and why it last failed.
+pub fn feed(shared: &Shared) -> Value {
+    let metrics = &shared.stats.feed;
+    let databases: Vec<Value> = shared
+        .engine
+        .feed_board
+        .databases()
+        .into_iter()
+        .map(|(database, feed)| {
+            let db = [database.as_str()];
+            let restarts: u64 = crate::feed::FeedError::REASONS
+                .iter()
+                .map(|&reason| {
+                    metrics
+                        .restarts
+                        .with_label_values(&[&database, reason])
+                        .get()
+                })
+                .sum();
+            json!({
+                "database": database,
+                "up": metrics.up.with_label_values(&db).get() == 1,
+                "slot": feed.slot,
+                "transactions": metrics.transactions.with_label_values(&db).get(),
+                "restarts": restarts,
+                "lag_bytes": metrics.lag_bytes.with_label_values(&db).get(),
+                "lag_seconds": metrics.lag_seconds.with_label_values(&db).get(),
+                "last_error": feed.last_error,
+            })
+        })
+        .collect();
+    json!({ "mode": shared.config.change_feed.as_str(), "databases": databases })
+}

@@ -907,6 +907,9 @@ impl Protocol {
         if let Some(reason) = self.context.poisoned() {
             return Some(reason);
         }
+        if !self.shared.engine.feed_gate.allows(&self.context.database) {
+            return Some(Bypass::FeedDown);
+        }
         if self.in_flight() {
             return Some(Bypass::Pipelined);
         }

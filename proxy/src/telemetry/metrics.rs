@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 use super::queries::{QueryStats, Served};
@@ -64,6 +65,9 @@ pub struct Metrics {
     policy_reloads: IntCounterVec,
     policy_loaded: IntGauge,
     pub invalidations: IntCounterVec,
+    /// The change feed's series (registered even with the feed off, so
+    /// dashboards find them).
+    pub feed: crate::feed::FeedMetrics,
     pub by_fingerprint: QueryStats,
     cache_bytes: IntGauge,
     cache_entries: IntGauge,
@@ -165,6 +169,50 @@ impl Metrics {
                 durations.with_label_values(&[result]),
             )
         });
+        let feed_up = IntGaugeVec::new(
+            Opts::new(
+                "pgcache_feed_up",
+                "1 while the database's change feed is streaming.",
+            ),
+            &["database"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(feed_up.clone()))
+            .expect("unique metric");
+        let feed_lag_bytes = IntGaugeVec::new(
+            Opts::new(
+                "pgcache_feed_lag_bytes",
+                "WAL the server has written that the database's change feed has not handled yet.",
+            ),
+            &["database"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(feed_lag_bytes.clone()))
+            .expect("unique metric");
+        let feed_lag_seconds = GaugeVec::new(
+            Opts::new(
+                "pgcache_feed_lag_seconds",
+                "Seconds since the database's change feed was last caught up with the server's WAL (0 while it is).",
+            ),
+            &["database"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(feed_lag_seconds.clone()))
+            .expect("unique metric");
+        let feed_restarts = IntCounterVec::new(
+            Opts::new(
+                "pgcache_feed_restarts_total",
+                "Change feed streams that ended or could not start, by database and reason (connection, server, protocol, catalog).",
+            ),
+            &["database", "reason"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(feed_restarts.clone()))
+            .expect("unique metric");
         Metrics {
             by_result,
             limits,
@@ -198,6 +246,17 @@ impl Metrics {
                 "reason",
             ),
             queries,
+            feed: crate::feed::FeedMetrics {
+                up: feed_up,
+                restarts: feed_restarts,
+                lag_bytes: feed_lag_bytes,
+                lag_seconds: feed_lag_seconds,
+                transactions: counter_vec(
+                    "pgcache_feed_transactions_total",
+                    "Commits decoded by the database's change feed.",
+                    "database",
+                ),
+            },
             registry,
         }
     }

@@ -15,6 +15,7 @@ pub mod parameter_status;
 pub mod parse;
 pub mod query;
 pub mod ready_for_query;
+pub mod replication;
 pub mod result_set;
 pub mod startup;
 

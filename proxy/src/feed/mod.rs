@@ -1,0 +1,221 @@
+//! The change feed: every commit the server makes, whoever made it, turned
+//! into invalidations, from one logical replication stream per database.
+//!
+//! Writes relayed by the proxy are still invalidated synchronously by the
+//! sessions (read-your-writes on one proxy stays exact); the feed adds the
+//! writes made around the proxy: other apps, other proxies, psql on the server.
+//!
+//! A database's stream starts the first time its catalog is used, and is
+//! restarted with backoff whenever it breaks. Each (re)start invalidates
+//! everything once the new slot streams: commits made while no stream was
+//! listening are never reported.
+//!
+//! Files: `connection.rs` the replication connection and its login;
+//! `decode.rs` test_decoding's lines and per-transaction table sets;
+//! `stream.rs` one stream's life; `apply.rs` names to relation ids;
+//! `visibility.rs` the second bump once a commit is visible.
+
+mod apply;
+mod board;
+mod connection;
+mod decode;
+mod gate;
+mod stream;
+mod visibility;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec};
+use tokio::sync::mpsc;
+
+use crate::catalog::DbCatalog;
+use crate::engine::WriteSet;
+use crate::server::Shared;
+
+pub use board::{DbFeed, FeedBoard};
+pub use connection::FeedError;
+pub use gate::FeedGate;
+
+/// `--change-feed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChangeFeedMode {
+    /// Use the feed where the server allows it; TTL elsewhere.
+    Auto,
+    /// Like `auto`, and a database whose feed is not streaming is not served
+    /// from the cache (everything passes through) until it is.
+    Required,
+    /// No feed: only the proxy's own writes and TTLs. The default until the
+    /// feed is proven in CI.
+    #[default]
+    Off,
+}
+
+impl ChangeFeedMode {
+    /// The flag's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeFeedMode::Auto => "auto",
+            ChangeFeedMode::Required => "required",
+            ChangeFeedMode::Off => "off",
+        }
+    }
+}
+
+impl FromStr for ChangeFeedMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ChangeFeedMode::Auto),
+            "required" => Ok(ChangeFeedMode::Required),
+            "off" => Ok(ChangeFeedMode::Off),
+            other => Err(format!(
+                "invalid change feed mode {other:?}: expected auto, required or off"
+            )),
+        }
+    }
+}
+
+/// The feed's series, registered with the proxy's other metrics.
+#[derive(Clone)]
+pub struct FeedMetrics {
+    /// `pgcache_feed_up{database}`: 1 while the stream is streaming.
+    pub up: IntGaugeVec,
+    /// `pgcache_feed_transactions_total{database}`: commits decoded.
+    pub transactions: IntCounterVec,
+    /// `pgcache_feed_restarts_total{database,reason}`: streams that ended or
+    /// could not start (reason: connection, server, protocol, catalog).
+    pub restarts: IntCounterVec,
+    /// `pgcache_feed_lag_bytes{database}`: WAL the server has and the stream
+    /// has not handled yet.
+    pub lag_bytes: IntGaugeVec,
+    /// `pgcache_feed_lag_seconds{database}`: time since the stream was last
+    /// caught up with the server's WAL (0 while it is).
+    pub lag_seconds: GaugeVec,
+}
+
+/// First wait after a stream breaks; doubled on each failure in a row.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A stream that lasted this long counts as healthy: the backoff resets.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// Starts the feed: from now on each database whose catalog is used for
+/// the first time gets its stream. The tasks end with the runtime.
+pub fn start(shared: Arc<Shared>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    shared.engine.catalogs.announce_first_use(tx);
+    tokio::spawn(async move {
+        while let Some(catalog) = rx.recv().await {
+            tokio::spawn(supervise(shared.clone(), catalog));
+        }
+    });
+}
+
+/// Which attempt at a stream is current, and whether it began streaming.
+/// The checker declares a stream ready later, from its own task: under this
+/// lock, a stream that has ended meanwhile can no longer be declared up.
+#[derive(Default)]
+struct Attempt {
+    number: u64,
+    began: bool,
+}
+
+/// Keeps one database's stream running.
+async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
+    let database = catalog.database().to_string();
+    let up = shared.stats.feed.up.with_label_values(&[&database]);
+    shared
+        .stats
+        .feed
+        .transactions
+        .with_label_values(&[&database]);
+    shared.engine.feed_board.followed(&database);
+    let visible = visibility::spawn(shared.clone(), catalog.clone());
+    let attempt = Arc::new(parking_lot::Mutex::new(Attempt::default()));
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let started = tokio::time::Instant::now();
+        let number = attempt.lock().number;
+        let began = || attempt.lock().began = true;
+        // Once what committed just before the stream began is visible and
+        // bumped: hits may resume.
+        let ready: Box<dyn FnOnce() + Send> = {
+            let (attempt, up, shared, database) = (
+                attempt.clone(),
+                up.clone(),
+                shared.clone(),
+                database.clone(),
+            );
+            Box::new(move || {
+                if attempt.lock().number == number {
+                    up.set(1);
+                    shared.engine.feed_gate.set_streaming(&database, true);
+                }
+            })
+        };
+        let streaming = async {
+            // A database whose catalog cannot load (it does not exist, no
+            // access) gets no stream; the catalog's own error says why.
+            catalog
+                .snapshot()
+                .await
+                .map_err(|e| FeedError::Catalog(e.to_string()))?;
+            stream::run(&shared, &catalog, &visible, began, ready).await
+        };
+        let mut shutdown = shared.shutdown.subscribe();
+        let result = tokio::select! {
+            result = streaming => result,
+            // Dropping the stream closes its connection: the server drops
+            // the temporary slot.
+            _ = shutdown.wait_for(|&stop| stop) => {
+                let mut attempt = attempt.lock();
+                attempt.number += 1;
+                shared.engine.feed_gate.set_streaming(&database, false);
+                up.set(0);
+                return;
+            }
+        };
+        let (was_up, had_begun) = {
+            let mut attempt = attempt.lock();
+            attempt.number += 1;
+            let was_up = up.get() == 1;
+            shared.engine.feed_gate.set_streaming(&database, false);
+            up.set(0);
+            (was_up, std::mem::take(&mut attempt.began))
+        };
+        if had_begun {
+            // Entries read after the last decoded commit may miss what the
+            // server commits until the next stream starts: drop them now
+            // (there is no per-database drop; everything goes).
+            shared.engine.invalidate(&WriteSet::Everything);
+        }
+        if started.elapsed() >= HEALTHY_AFTER {
+            backoff = FIRST_BACKOFF;
+        }
+        if let Err(error) = &result {
+            shared
+                .engine
+                .feed_board
+                .failed(&database, error.to_string());
+            shared
+                .stats
+                .feed
+                .restarts
+                .with_label_values(&[&database, error.reason()])
+                .inc();
+            if was_up {
+                tracing::warn!(%database, %error, "change feed lost; reconnecting");
+            } else if backoff == FIRST_BACKOFF {
+                tracing::warn!(%database, %error, "change feed cannot start; retrying with backoff");
+            } else {
+                // Said once per run of failures: no log line every 10 s.
+                tracing::debug!(%database, %error, retry_in = ?backoff, "change feed cannot start");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,239 @@
+//! The second bump: once a decoded commit is surely visible to new snapshots.
+//!
+//! A backend writes and flushes its commit record, and only then leaves the
+//! proc array; the walsender may decode the record in between. A reader that
+//! takes its generations after the feed's first bump, but its snapshot while
+//! the writer is still in the proc array, misses the commit and would store
+//! a stale entry under the new generations.
+//!
+//! So each commit is bumped again after the server says its xid is no longer
+//! in progress (`txid_status` is not `in progress`: that function consults
+//! the proc array, the same one snapshots are built from). Any snapshot taken
+//! after that answer sees the commit. A reader whose snapshot is older took
+//! its generations before the second bump, so its entry is refused at insert
+//! or dead at lookup; a reader that takes its generations after the second
+//! bump takes its snapshot later still, and sees the commit. Nothing else is
+//! needed: the first bump only makes the window shorter.
+//!
+//! Commits are checked in batches (one round trip for all of those decoded
+//! meanwhile), over a connection of its own as the service account.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use crate::catalog::DbCatalog;
+use crate::engine::WriteSet;
+use crate::server::Shared;
+
+/// How many decoded commits may wait for their check; beyond, the stream
+/// waits (bounded memory, and the walsender simply holds back).
+const QUEUE: usize = 4096;
+
+/// After this many failed checks in a row, a batch is bumped without an
+/// answer: the window is microseconds wide, and a bump never hurts.
+const MAX_FAILED_CHECKS: u32 = 3;
+
+const APPLICATION_NAME: &str = "pgcache-feed-visibility";
+
+/// How long a stream start waits for the transactions running when it
+/// started. Those still running after this are taken for long transactions
+/// whose commits come later in the stream (which bumps them itself); only a
+/// commit flushed before the slot's consistent point and kept out of
+/// snapshots longer than this (a synchronous standby that long behind) could
+/// be missed.
+const START_PATIENCE: Duration = Duration::from_secs(1);
+
+/// What waits for the server to make commits visible.
+pub enum Check {
+    /// A decoded commit and what it changed.
+    Commit { xid: u32, writes: WriteSet },
+    /// A stream (re)started and everything was bumped. Commits flushed just
+    /// before the slot's consistent point are never decoded, and may not be
+    /// visible yet: everything is bumped again once the transactions
+    /// running at this point have left the proc array, then `then` runs.
+    Started { then: Box<dyn FnOnce() + Send> },
+}
+
+/// The xids to wait for.
+enum Pending {
+    /// Decoded 32-bit xids.
+    Decoded(Vec<u32>),
+    /// Whatever is in progress when the check begins.
+    RunningNow,
+}
+
+/// Starts the checker of one database; checks are sent to the returned
+/// sender. The task ends when the sender is dropped.
+pub fn spawn(shared: Arc<Shared>, catalog: Arc<DbCatalog>) -> mpsc::Sender<Check> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(shared, catalog, rx));
+    tx
+}
+
+async fn run(shared: Arc<Shared>, catalog: Arc<DbCatalog>, mut rx: mpsc::Receiver<Check>) {
+    let mut client: Option<Client> = None;
+    let mut held: Option<Check> = None;
+    loop {
+        let first = match held.take() {
+            Some(check) => check,
+            None => match rx.recv().await {
+                Some(check) => check,
+                None => return,
+            },
+        };
+        match first {
+            Check::Started { then } => {
+                wait_visible(
+                    &mut client,
+                    &catalog,
+                    Pending::RunningNow,
+                    Some(START_PATIENCE),
+                )
+                .await;
+                shared.engine.invalidate(&WriteSet::Everything);
+                then();
+            }
+            Check::Commit { xid, mut writes } => {
+                let mut xids = vec![xid];
+                while let Ok(more) = rx.try_recv() {
+                    match more {
+                        Check::Commit { xid, writes: more } => {
+                            xids.push(xid);
+                            writes.add(&more);
+                        }
+                        started => {
+                            held = Some(started);
+                            break;
+                        }
+                    }
+                }
+                wait_visible(&mut client, &catalog, Pending::Decoded(xids), None).await;
+                shared.engine.invalidate(&writes);
+            }
+        }
+    }
+}
+
+/// Returns once none of `pending` is in progress, once `patience` has
+/// passed, or after [`MAX_FAILED_CHECKS`] failed attempts in a row.
+async fn wait_visible(
+    client: &mut Option<Client>,
+    catalog: &DbCatalog,
+    pending: Pending,
+    patience: Option<Duration>,
+) {
+    let began = tokio::time::Instant::now();
+    let mut full: Option<Vec<i64>> = None;
+    let mut failures = 0;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let step = async {
+            let connected = connected(client, catalog).await?;
+            let xids = match full.take() {
+                Some(xids) => xids,
+                None => full_xids(connected, &pending).await?,
+            };
+            in_progress(connected, xids).await
+        };
+        match step.await {
+            Ok(running) if running.is_empty() => return,
+            Ok(running) => {
+                failures = 0;
+                full = Some(running);
+            }
+            Err(error) => {
+                *client = None;
+                failures += 1;
+                if failures >= MAX_FAILED_CHECKS {
+                    tracing::warn!(database = %catalog.database(), %error,
+                        "cannot ask the server whether commits are visible; invalidating without its answer");
+                    return;
+                }
+            }
+        }
+        if patience.is_some_and(|p| began.elapsed() >= p) {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+async fn connected<'a>(
+    client: &'a mut Option<Client>,
+    catalog: &DbCatalog,
+) -> Result<&'a Client, String> {
+    if client.as_ref().is_none_or(|c| c.is_closed()) {
+        *client = Some(
+            catalog
+                .open_connection(APPLICATION_NAME)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(client.as_ref().expect("just connected"))
+}
+
+/// The 64-bit xids to wait for.
+async fn full_xids(client: &Client, pending: &Pending) -> Result<Vec<i64>, String> {
+    match pending {
+        Pending::Decoded(xids) => {
+            // The stream gives 32-bit xids; txid_status wants them with their
+            // epoch. Every decoded xid is older than the next one assigned.
+            let next: i64 = client
+                .query_one("SELECT txid_snapshot_xmax(txid_current_snapshot())", &[])
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            Ok(xids.iter().map(|&x| with_epoch(x, next)).collect())
+        }
+        Pending::RunningNow => {
+            let rows = client
+                .query("SELECT txid_snapshot_xip(txid_current_snapshot())", &[])
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(rows.iter().map(|row| row.get::<_, i64>(0)).collect())
+        }
+    }
+}
+
+/// Which of `xids` are still in progress on the server.
+async fn in_progress(client: &Client, xids: Vec<i64>) -> Result<Vec<i64>, String> {
+    if xids.is_empty() {
+        return Ok(xids);
+    }
+    let rows = client
+        .query(
+            "SELECT x FROM unnest($1::int8[]) AS x WHERE txid_status(x) = 'in progress'",
+            &[&xids],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows.iter().map(|row| row.get::<_, i64>(0)).collect())
+}
+
+/// The 64-bit xid of `xid`, given the server's next 64-bit xid.
+fn with_epoch(xid: u32, next: i64) -> i64 {
+    let full = (next & !0xffff_ffff) | i64::from(xid);
+    if full >= next {
+        full - (1 << 32)
+    } else {
+        full
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_epoch;
+
+    #[test]
+    fn an_xid_takes_the_epoch_of_the_next_xid_or_the_one_before() {
+        assert_eq!(with_epoch(700, 1000), 700);
+        assert_eq!(with_epoch(700, (3 << 32) + 1000), (3 << 32) + 700);
+        // Assigned just before the counter wrapped into epoch 3.
+        assert_eq!(with_epoch(u32::MAX - 5, (3 << 32) + 10), (3 << 32) - 6);
+    }
+}
