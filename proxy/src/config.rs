@@ -158,6 +158,8 @@ pub struct ProxyConfig {
     pub startup_timeout: Duration,
     /// Connecting to the upstream gives up after this time.
     pub connect_timeout: Duration,
+    /// A catalog control connection unused this long is closed.
+    pub catalog_idle_close: Duration,
     /// Client connections beyond this are refused with SQLSTATE 53300.
     pub max_client_connections: usize,
     /// Session connections to the upstream held at once; a client beyond
@@ -193,6 +195,7 @@ impl ProxyConfig {
             admin_limits: AdminLimits::default(),
             startup_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            catalog_idle_close: Duration::from_secs(30),
             max_client_connections: 1000,
             max_upstream_connections: None,
             max_message_size: crate::wire::MAX_MESSAGE_LEN,

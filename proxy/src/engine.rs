@@ -154,6 +154,7 @@ impl Engine {
                     upstream.password.clone(),
                 );
                 c.connect_timeout = config.connect_timeout;
+                c.idle_close = config.catalog_idle_close;
                 c.tls = upstream_tls.map(|config| crate::catalog::CatalogTls {
                     config,
                     required: upstream.tls.mode != crate::config::SslMode::Prefer,

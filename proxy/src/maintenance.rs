@@ -38,6 +38,7 @@ pub fn spawn(shared: Arc<Shared>) -> JoinHandle<()> {
                 _ = sweep_tick.tick() => {
                     let engine = &shared.engine;
                     engine.store.sweep(&engine.generations, Instant::now());
+                    engine.catalogs.close_idle(Instant::now());
                 }
             }
         }

@@ -541,3 +541,46 @@ async fn a_rejected_statement_invalidates_nothing() {
     }
     proxy.shutdown().await.unwrap();
 }
+
+/// The proxy's own connections never keep a database open that no client
+/// uses: a catalog connection idle for a while is closed, so `DROP DATABASE`
+/// straight on the server succeeds once the clients have left.
+#[tokio::test]
+async fn an_idle_catalog_connection_is_closed() {
+    let cluster = Cluster::shared();
+    let db = setup_db(
+        cluster,
+        "holes_idle_catalog",
+        "CREATE TABLE t (v int); INSERT INTO t VALUES (1);",
+    );
+    let proxy = common::proxy_with(cluster, |c| {
+        c.catalog_idle_close = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let client = connect(cluster, proxy.addr, &db).await;
+    assert_eq!(value(&client, "SELECT v FROM t").await, "1");
+    drop(client);
+    let direct = connect(cluster, cluster.addr(), "postgres").await;
+    let count = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name = 'pgcache-catalog'"
+    );
+    assert_eq!(
+        value(&direct, &count).await,
+        "1",
+        "the catalog connection while in use"
+    );
+    let mut closed = false;
+    for _ in 0..100 {
+        if value(&direct, &count).await == "0" {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the idle catalog connection was not closed");
+    direct
+        .batch_execute(&format!("DROP DATABASE {db}"))
+        .await
+        .expect("DROP DATABASE succeeds once the proxy's connections are gone");
+    proxy.shutdown().await.unwrap();
+}

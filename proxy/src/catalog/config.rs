@@ -25,6 +25,10 @@ pub struct CatalogConfig {
     pub retry_backoff: Duration,
     /// TLS for the control connection (the same as the proxy's sessions use).
     pub tls: Option<CatalogTls>,
+    /// A control connection unused this long is closed (and opened again on
+    /// the next use): the proxy's own connections must not keep a database
+    /// open that no client uses (DROP DATABASE, templates).
+    pub idle_close: Duration,
 }
 
 /// TLS settings of the control connection.
@@ -54,6 +58,7 @@ impl CatalogConfig {
             load_timeout: Duration::from_secs(30),
             retry_backoff: Duration::from_secs(5),
             tls: None,
+            idle_close: Duration::from_secs(30),
         }
     }
 }

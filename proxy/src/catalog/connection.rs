@@ -36,6 +36,19 @@ pub struct DbCatalog {
     control: Mutex<Option<Client>>,
     /// The last failed load, served to callers until the backoff passes.
     failure: StdMutex<Option<Failure>>,
+    /// When a session last asked for the snapshot, in milliseconds since
+    /// `clock_base()`.
+    last_used: AtomicU64,
+}
+
+/// The origin of `last_used` readings.
+fn clock_base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+fn millis_since_base(at: Instant) -> u64 {
+    at.saturating_duration_since(clock_base()).as_millis() as u64
 }
 
 struct Failure {
@@ -54,6 +67,7 @@ impl DbCatalog {
             loaded_for: AtomicU64::new(0),
             control: Mutex::new(None),
             failure: StdMutex::new(None),
+            last_used: AtomicU64::new(millis_since_base(Instant::now())),
         }
     }
 
@@ -71,6 +85,20 @@ impl DbCatalog {
     /// The next [`snapshot`](DbCatalog::snapshot) call must reload (after DDL).
     pub fn mark_stale(&self) {
         self.requested.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Closes the control connection if no session asked for the snapshot
+    /// for `idle_close` (it is opened again on the next reload). Not while a
+    /// reload holds it. Returns whether it closed one.
+    pub fn close_if_idle(&self, now: Instant) -> bool {
+        let idle = millis_since_base(now).saturating_sub(self.last_used.load(Ordering::Relaxed));
+        if u128::from(idle) < self.config.idle_close.as_millis() {
+            return false;
+        }
+        match self.control.try_lock() {
+            Ok(mut control) => control.take().is_some(),
+            Err(_) => false,
+        }
     }
 
     /// The error of the last load if it failed (for logs and the admin API).
@@ -98,6 +126,8 @@ impl DbCatalog {
     /// [`DbCatalog::snapshot`], with the caller's clock reading for the age
     /// check: sessions read the clock once per request.
     pub async fn snapshot_at(&self, now: Instant) -> Result<Arc<Snapshot>, CatalogError> {
+        self.last_used
+            .fetch_max(millis_since_base(now), Ordering::Relaxed);
         let requested = self.requested.load(Ordering::SeqCst);
         if let Some(snapshot) = self.current.load_full() {
             if self.loaded_for.load(Ordering::SeqCst) == requested {

@@ -19,6 +19,8 @@ pub enum CatalogError {
     },
     #[error("loading the catalog of database {database:?} failed: {message}")]
     Load { database: String, message: String },
+    #[error("pgcache follows at most {limit} databases; {database:?} is not cached")]
+    TooManyDatabases { database: String, limit: usize },
 }
 
 /// A tokio-postgres error with the server's message when there is one

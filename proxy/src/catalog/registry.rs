@@ -26,6 +26,11 @@ pub type FirstUse = tokio::sync::mpsc::UnboundedSender<Arc<DbCatalog>>;
 
 type Databases = Mutex<HashMap<String, Arc<DbCatalog>>>;
 
+/// Databases followed at most: only databases a client has logged into
+/// (the proxy analyses nothing before AuthenticationOk), and entries stay
+/// for the life of the process so relation ids stay unique.
+const MAX_DATABASES: usize = 1024;
+
 /// DDL that other sessions' plans may not have seen yet.
 ///
 /// A plan is made against a catalog snapshot before its statement runs. If
@@ -105,6 +110,12 @@ impl Catalogs {
         let (catalog, new) = {
             let mut databases = self.databases();
             let index = databases.len() as u32;
+            if databases.len() >= MAX_DATABASES && !databases.contains_key(database) {
+                return Err(CatalogError::TooManyDatabases {
+                    database: database.to_string(),
+                    limit: MAX_DATABASES,
+                });
+            }
             let mut new = false;
             let catalog = databases.entry(database.to_string()).or_insert_with(|| {
                 new = true;
@@ -126,6 +137,13 @@ impl Catalogs {
             catalog.snapshot().await?;
         }
         Ok(catalog)
+    }
+
+    /// Closes the control connections no session used lately (see
+    /// [`DbCatalog::close_if_idle`]); returns how many it closed.
+    pub fn close_idle(&self, now: std::time::Instant) -> usize {
+        let catalogs: Vec<Arc<DbCatalog>> = self.databases().values().cloned().collect();
+        catalogs.iter().filter(|c| c.close_if_idle(now)).count()
     }
 
     /// Every database's catalog reloads before its next snapshot (after DDL
