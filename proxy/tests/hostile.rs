@@ -635,3 +635,41 @@ async fn large_texts_do_not_stall_other_sessions() {
         a.await.unwrap();
     }
 }
+
+/// Nothing is done for a client before the server has accepted it: a query
+/// sent before the password opens no catalog connection and is not analysed
+/// (the server, not the proxy, answers it).
+#[tokio::test]
+async fn nothing_is_done_for_a_client_before_it_logs_in() {
+    let cluster = Cluster::start(ClusterOptions::scram()).expect("a SCRAM cluster");
+    let proxy = proxy_with(&cluster, |_| {}).await;
+    let db = fresh_db(&cluster, "hostile_prelogin");
+    let mut raw = Raw::connect(proxy.addr).await;
+    raw.send(&startup_packet(
+        3,
+        0,
+        &[("user", cluster.superuser()), ("database", &db)],
+    ))
+    .await;
+    // A write to a qualified name: planned at once when analysed.
+    let q = b"DELETE FROM public.t\0".to_vec();
+    raw.send(&message(b'Q', &q)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let direct = connect(&cluster, cluster.addr(), "postgres").await;
+    let rows = direct
+        .query(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgcache-catalog'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let catalogs: i64 = rows[0].get(0);
+    assert_eq!(catalogs, 0, "a catalog connection was opened before login");
+    assert_eq!(
+        proxy.shared.stats.queries("miss") + proxy.shared.stats.queries("bypass"),
+        0,
+        "a query was analysed before login"
+    );
+    drop(raw);
+    proxy.shutdown().await.unwrap();
+}
