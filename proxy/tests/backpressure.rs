@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::binary::Binary;
 use common::raw::{message, Raw};
-use common::{rss_bytes, start_binary};
 use testkit::Cluster;
 
 fn query(sql: &str) -> Vec<u8> {
@@ -16,35 +16,26 @@ fn query(sql: &str) -> Vec<u8> {
     message(b'Q', &body)
 }
 
-async fn login_retrying(addr: std::net::SocketAddr, user: &str) -> Raw {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Raw::login(addr, user).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("pgcache did not start");
-}
-
 #[tokio::test]
 async fn cache_hits_for_a_client_that_does_not_read_are_bounded() {
     let cluster = Cluster::shared();
-    let (mut child, addr) = start_binary(cluster, &[]);
+    let proxy = Binary::start(cluster, false, &[]).await;
+    let addr = proxy.addr;
     let user = cluster.superuser();
     let big = query("SELECT repeat('x', 500000)");
 
-    let mut raw = login_retrying(addr, user).await;
+    let mut raw = Raw::login(addr, user).await;
     for _ in 0..2 {
         raw.send(&big).await;
         raw.read_until(b'Z').await;
     }
-    let before = rss_bytes(child.id());
+    let before = proxy.rss_kib() * 1024;
 
     // 4000 answers of 500 kB each would be 2 GB.
     let flood: Vec<u8> = big.repeat(4000);
     let _ = tokio::time::timeout(Duration::from_secs(3), raw.send(&flood)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let during = rss_bytes(child.id());
+    let during = proxy.rss_kib() * 1024;
     assert!(
         during < before + (64 << 20),
         "RSS grew from {before} to {during} bytes for a client that does not read"
@@ -58,28 +49,25 @@ async fn cache_hits_for_a_client_that_does_not_read_are_bounded() {
         .expect("another session is answered");
     assert!(answers.iter().any(|(tag, _)| *tag == b'D'));
     drop(raw);
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test]
 async fn requests_in_flight_for_a_client_that_does_not_read_are_bounded() {
     let cluster = Cluster::shared();
-    let (mut child, addr) = start_binary(cluster, &[]);
+    let proxy = Binary::start(cluster, false, &[]).await;
+    let addr = proxy.addr;
     let user = cluster.superuser();
-    let mut raw = login_retrying(addr, user).await;
-    let before = rss_bytes(child.id());
+    let mut raw = Raw::login(addr, user).await;
+    let before = proxy.rss_kib() * 1024;
     // Syncs answered by the server, never read: the proxy stops reading
     // the client instead of queueing a cycle per Sync.
     let syncs = message(b'S', &[]).repeat(2_000_000);
     let _ = tokio::time::timeout(Duration::from_secs(3), raw.send(&syncs)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let during = rss_bytes(child.id());
+    let during = proxy.rss_kib() * 1024;
     assert!(
         during < before + (64 << 20),
         "RSS grew from {before} to {during} bytes for pipelined Syncs"
     );
     drop(raw);
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -6,7 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{connect, proxy_with, setup_db, start_binary, value};
+use common::binary::Binary;
+use common::{connect, proxy_with, setup_db, value};
 use pgcache::feed::ChangeFeedMode;
 use pgcache::{Proxy, ProxyConfig, ProxyHandle};
 use testkit::{Cluster, HbaMethod, PasswordKind};
@@ -198,7 +199,9 @@ async fn keyless_tables_still_take_updates_and_deletes_and_invalidate() {
 async fn a_stopped_proxy_leaves_no_slot() {
     let cluster = Cluster::shared();
     let db = setup_db(cluster, "feed_slots", "CREATE TABLE t (v int)");
-    let (mut child, addr) = start_binary(cluster, &["--change-feed", "auto"]);
+    let mut proxy = Binary::start(cluster, false, &["--change-feed", "auto"]).await;
+    let addr = proxy.addr;
+    let child = &mut proxy.child;
     let ours = format!("slot_name LIKE 'pgcache\\_{}\\_%'", child.id());
     let slots = format!("SELECT count(*)::text FROM pg_replication_slots WHERE {ours}");
     let direct = connect(cluster, cluster.addr(), "postgres").await;

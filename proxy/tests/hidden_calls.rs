@@ -7,25 +7,10 @@
 
 mod common;
 
-use common::{connect, fresh_db, proxy};
+use common::{connect, fresh_db, proxy, value};
 use testkit::Cluster;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, SimpleQueryMessage};
-
-/// The single text value of a simple-protocol query.
-async fn value(client: &Client, sql: &str) -> String {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_string()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{sql}: no row"))
-}
+use tokio_postgres::Client;
 
 /// `t` holds one row (a = 1); `limits.lo` (0) is what the hidden functions
 /// read, through `lo()`.

@@ -168,36 +168,3 @@ pub fn setup_db(cluster: &Cluster, name: &str, sql: &str) -> String {
     cluster.psql(&db, sql).unwrap();
     db
 }
-
-/// The `pgcache` binary in front of `cluster`, started with `extra` flags,
-/// and the address it listens on.
-pub fn start_binary(cluster: &Cluster, extra: &[&str]) -> (std::process::Child, SocketAddr) {
-    let port = testkit::free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_pgcache"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args([
-            "--upstream",
-            &cluster.url(
-                cluster.superuser(),
-                Some(cluster.superuser_password()),
-                "postgres",
-            ),
-        ])
-        .args(extra)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start pgcache");
-    (child, format!("127.0.0.1:{port}").parse().unwrap())
-}
-
-/// Resident memory of process `pid`, in bytes (Linux).
-pub fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmRSS")
-        * 1024
-}
