@@ -235,10 +235,12 @@ impl Protocol {
             _ => Cycle::new(outcome),
         };
         if cycle.open {
+            // Its earlier statements were planned in its own (older) epoch.
             cycle.open = false;
             cycle.outcome = Outcome::Bypass(Bypass::SplitBatch);
+        } else {
+            cycle.planned_in = self.shared.engine.catalogs.ddl_epoch();
         }
-        cycle.planned_in = self.shared.engine.catalogs.ddl_epoch();
         cycle
     }
 
@@ -303,7 +305,8 @@ impl Protocol {
         let policy = self.shared.engine.policy.load();
         let plan = self.plan(&analysis, &policy, catalog.as_ref());
         let mut cycle = self.cycle_for_request(Outcome::Bypass(Bypass::NotSelect));
-        cycle.planned_in = epoch;
+        // The oldest plan in the cycle decides whether a DDL commit came after.
+        cycle.planned_in = cycle.planned_in.min(epoch);
         cycle.writes.add(&plan.writes);
         for statement in &analysis.statements {
             match &statement.kind {
