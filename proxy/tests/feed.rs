@@ -373,7 +373,7 @@ async fn required_mode_serves_hits_only_while_the_feed_streams() {
         .stats
         .feed
         .restarts
-        .with_label_values(&[&db, "server"]);
+        .with_label_values(&[&db, "privilege"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while restarts.get() == 0 {
         assert_eq!(value(&client, q).await, "one");
@@ -747,7 +747,7 @@ async fn after_a_server_restart_the_feed_streams_again() {
         began.elapsed()
     );
     let restarts = || {
-        ["connection", "server", "protocol", "catalog"]
+        pgcache::feed::FeedError::REASONS
             .iter()
             .map(|reason| {
                 proxy

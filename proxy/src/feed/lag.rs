@@ -6,7 +6,7 @@
 //! the walsender has reached, not where the server's WAL ends, and a stalled
 //! stream (a hung walsender, a half-open network path) sends nothing at all.
 //! So the visibility checker's connection asks the server now and then for
-//! its WAL flush position (a *mark*: "at local time t, every commit
+//! its WAL insert position (a *mark*: "at local time t, every commit
 //! acknowledged so far ends at or before this LSN"). Once the stream has
 //! handled that position, every commit acknowledged before t is
 //! invalidated: the feed is *covered* up to t, and its lag is `now - t`.
@@ -19,8 +19,10 @@
 //! idle stream keeps up with the marks without being asked.
 //!
 //! (A commit made with `synchronous_commit = off` is acknowledged before it
-//! is flushed, and the walsender decodes only flushed WAL: such commits can
-//! be invalidated up to `wal_writer_delay` later than this bound says.)
+//! is flushed, and the walsender decodes only flushed WAL: the lag then
+//! includes the WAL writer's delay, `wal_writer_delay`, 200 ms by default;
+//! the bound holds, and max_lag must be above that delay for hits to be
+//! served while such commits come.)
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,7 +56,7 @@ struct Marks {
 }
 
 impl LagClock {
-    /// The server's WAL flush position was `lsn` at `at` (taken before the
+    /// The server's WAL insert position was `lsn` at `at` (taken before the
     /// question was sent).
     pub fn mark(&self, lsn: u64, at: Instant) {
         let mut marks = self.inner.lock();

@@ -215,7 +215,8 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
             if was_up {
                 tracing::warn!(%database, %error, "change feed lost; reconnecting");
             } else if backoff == FIRST_BACKOFF {
-                tracing::warn!(%database, %error, "change feed cannot start; retrying with backoff");
+                let hint = error.hint(&shared.config.upstream.user).unwrap_or_default();
+                tracing::warn!(%database, %error, %hint, "change feed cannot start; retrying with backoff");
             } else {
                 // Said once per run of failures: no log line every 10 s.
                 tracing::debug!(%database, %error, retry_in = ?backoff, "change feed cannot start");

@@ -142,7 +142,7 @@ async fn run(
     }
 }
 
-/// The lag marks (see `lag.rs`): the server's WAL flush position, asked
+/// The lag marks (see `lag.rs`): the server's WAL insert position, asked
 /// every `max_lag / 2` while sessions ask whether the database may be
 /// served (within [`BUSY_WINDOW`]), every [`IDLE_MARKS`] otherwise (the gauges stay meaningful, and an
 /// idle proxy costs the server one tiny query per database every few
@@ -152,6 +152,18 @@ struct Marks {
     lag_seconds: prometheus::Gauge,
     lag_bytes: prometheus::IntGauge,
 }
+
+/// Where the server's WAL ends, as the end of a record: the insert
+/// position, not the flush one (a commit made with `synchronous_commit =
+/// off` is acknowledged before it is flushed, but never before it is
+/// inserted). At the start of a page the insert position points past the
+/// page header, where no record ends; it is moved back to the page boundary
+/// so that a stream that has read everything reaches it.
+const WAL_POSITION: &str =
+    "SELECT l - CASE WHEN l % seg = 40 THEN 40 WHEN l % blk = 24 THEN 24 ELSE 0 END \
+     FROM (SELECT (pg_current_wal_insert_lsn() - '0/0')::int8 AS l, \
+                  current_setting('wal_block_size')::int8 AS blk, \
+                  pg_size_bytes(current_setting('wal_segment_size')) AS seg) AS wal";
 
 const IDLE_MARKS: Duration = Duration::from_secs(5);
 /// A database asked about within this long counts as busy: sporadic
@@ -188,7 +200,7 @@ impl Marks {
             let position = async {
                 let connected = connected(client, catalog).await?;
                 let row = connected
-                    .query_one("SELECT (pg_current_wal_flush_lsn() - '0/0')::int8", &[])
+                    .query_one(WAL_POSITION, &[])
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok::<i64, String>(row.get(0))

@@ -976,6 +976,7 @@ impl Protocol {
             context: self.context.digest(),
         };
         if let Some(plan) = self.plans.get(&epoch, analysis) {
+            self.reload_for_unknown_names(&plan);
             return plan;
         }
         let (search_path, role) = self.name_scope();
@@ -1001,7 +1002,22 @@ impl Protocol {
         if PlanMemo::may_keep(analysis) {
             self.plans.put(epoch, analysis.clone(), plan.clone());
         }
+        self.reload_for_unknown_names(&plan);
         plan
+    }
+
+    /// A read naming a relation the catalog does not know may name one
+    /// created around the proxy: the catalog reloads (rate-limited), so the
+    /// next such read is planned against it, without waiting for the
+    /// periodic refresh.
+    fn reload_for_unknown_names(&self, plan: &Plan) {
+        if matches!(plan.cacheable, Err(Bypass::UnresolvedRelation)) {
+            if let CatalogState::Ready(catalog) = &self.catalog {
+                if catalog.unknown_name(Instant::now()) {
+                    tracing::debug!(database = %self.context.database, "unknown relation: catalog reload");
+                }
+            }
+        }
     }
 
     /// The search_path and role that unqualified names resolve with, as the
