@@ -141,6 +141,24 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
     let attempt = Arc::new(parking_lot::Mutex::new(Attempt::default()));
     let mut backoff = FIRST_BACKOFF;
     loop {
+        if catalog.is_released() {
+            // A statement that needs the database unused is being relayed:
+            // the stream is closed; close the checks' connection too, and
+            // stay away until it is done.
+            let (done, closed) = tokio::sync::oneshot::channel();
+            if visible
+                .send(visibility::Check::Release { done })
+                .await
+                .is_ok()
+            {
+                let _ = closed.await;
+            }
+            catalog.set_feed_connected(false);
+            tracing::info!(%database, "change feed released the database");
+            catalog.until_not_released().await;
+            backoff = FIRST_BACKOFF;
+        }
+        catalog.set_feed_connected(true);
         let started = tokio::time::Instant::now();
         let number = attempt.lock().number;
         let began = || {
@@ -201,7 +219,8 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
         if started.elapsed() >= HEALTHY_AFTER {
             backoff = FIRST_BACKOFF;
         }
-        if let Err(error) = &result {
+        let on_purpose = matches!(result, Err(FeedError::Released));
+        if let (Err(error), false) = (&result, on_purpose) {
             shared
                 .engine
                 .feed_board
@@ -222,7 +241,10 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
                 tracing::debug!(%database, %error, retry_in = ?backoff, "change feed cannot start");
             }
         }
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = catalog.until_released() => {}
+        }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
