@@ -50,6 +50,10 @@ pub struct DbCatalog {
     /// Whether the change feed holds connections to this database (its
     /// stream, its visibility checks); a release waits until it does not.
     feed_connected: tokio::sync::watch::Sender<bool>,
+    /// A change feed supervisor follows this database (set when it is
+    /// announced, cleared when the supervisor gives up on a database that
+    /// stays unreachable).
+    followed: std::sync::atomic::AtomicBool,
 }
 
 /// How long a release waits for the change feed to let go of the database
@@ -108,6 +112,7 @@ impl DbCatalog {
             releases: AtomicUsize::new(0),
             release_changed: tokio::sync::Notify::new(),
             feed_connected: tokio::sync::watch::Sender::new(false),
+            followed: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -175,6 +180,20 @@ impl DbCatalog {
             }
             changed.await;
         }
+    }
+
+    /// True once for a database whose follower gave up: the caller
+    /// announces it to the feed again.
+    pub fn claim_follower(&self) -> bool {
+        self.followed
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// The feed's supervisor gives up on this database (it stayed
+    /// unreachable); the next session that uses it starts another.
+    pub fn follower_gone(&self) {
+        self.followed.store(false, Ordering::SeqCst);
     }
 
     /// The change feed says whether it holds connections to the database.

@@ -134,7 +134,9 @@ impl Catalogs {
             });
             (Arc::clone(catalog), new)
         };
-        if new {
+        // New, or followed before and given up (the database was gone for
+        // a while): the feed is told again.
+        if new || catalog.claim_follower() {
             if let Some(to) = &*self.first_use.lock().unwrap_or_else(|p| p.into_inner()) {
                 // A closed receiver means no feed runs: nothing to tell.
                 let _ = to.send(Arc::clone(&catalog));
