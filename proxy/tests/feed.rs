@@ -521,6 +521,9 @@ async fn a_feed_loss_drops_only_its_own_databases_entries() {
     proxy.shutdown().await.unwrap();
 }
 
+/// Values a writer saw acknowledged, with when.
+type Acknowledged = Vec<(i64, Instant)>;
+
 /// Many writers straight on the server and many readers through the proxy,
 /// for a few seconds: no read ever misses a commit acknowledged more than
 /// `max_lag` before it began. (The race test above forces the one window
@@ -547,7 +550,7 @@ async fn under_load_no_read_misses_a_commit_older_than_max_lag() {
     let run_for = Duration::from_secs(5);
     let keys = 4;
     // Per key: the values acknowledged, with when.
-    let history: Arc<Vec<parking_lot::Mutex<Vec<(i64, Instant)>>>> = Arc::new(
+    let history: Arc<Vec<parking_lot::Mutex<Acknowledged>>> = Arc::new(
         (0..keys)
             .map(|_| parking_lot::Mutex::new(vec![(0, Instant::now())]))
             .collect(),
