@@ -32,6 +32,7 @@ use parking_lot::Mutex;
 
 use super::analysis::{Analysis, Statement, StatementKind};
 use super::classify::{self, classify};
+use super::cursor::creates_temp;
 use super::normalize::{self, Normalized};
 
 /// Texts (and fingerprints) longer than this are analyzed but not cached, so
@@ -257,7 +258,7 @@ pub(crate) fn analyze_uncached(text: &str, norm: &Normalized) -> (Analysis, bool
     if norm.lex_error {
         // The server's lexer fails the whole text, so nothing in it runs; it is
         // still reported as Unknown, the safe reading of anything unclear.
-        let creates_temp = classify::creates_temp(src, toks, &StatementKind::Unknown);
+        let creates_temp = creates_temp(src, toks, &StatementKind::Unknown);
         return (
             Analysis {
                 fingerprint,
@@ -280,7 +281,7 @@ pub(crate) fn analyze_uncached(text: &str, norm: &Normalized) -> (Analysis, bool
         if norm.time_literal {
             classify::mark_time_literal(&mut c.kind);
         }
-        let creates_temp = classify::creates_temp(src, seg, &c.kind);
+        let creates_temp = creates_temp(src, seg, &c.kind);
         shareable = shareable && c.shareable;
         if error.is_none() {
             error = c.error;

@@ -11,24 +11,15 @@ use sqlparser::ast::Statement as Ast;
 
 use super::analysis::{Read, StatementKind, Write};
 use super::collect;
+use super::cursor::{unknown, Classified};
 use super::lexer::{Kind, Token};
-use super::normalize::literal_contains;
 use super::parse;
 use super::set;
-use super::utility::{self, unknown};
+use super::utility;
 
 /// How deep statements may embed statements (EXPLAIN ANALYZE, PREPARE,
 /// DECLARE, COPY (query)); the server allows one level.
 const MAX_EMBEDDING: u8 = 3;
-
-/// The classification of one statement.
-pub(crate) struct Classified {
-    pub kind: StatementKind,
-    pub error: Option<String>,
-    /// Whether the result holds for every text with the same fingerprint, i.e.
-    /// does not depend on literal values (SET values and EXPLAIN options do).
-    pub shareable: bool,
-}
 
 /// Classify the statement made of `toks` (no top-level semicolon).
 pub(crate) fn classify(src: &str, toks: &[Token], depth: u8) -> Classified {
@@ -49,13 +40,13 @@ pub(crate) fn classify(src: &str, toks: &[Token], depth: u8) -> Classified {
         "select" | "values" | "table" | "with" | "insert" | "update" | "delete" | "merge" => {
             sql(src, toks)
         }
-        "explain" => utility::explain(src, toks, depth),
-        "prepare" => utility::prepare(src, toks, depth),
+        "explain" => utility::explain(src, toks, depth, classify),
+        "prepare" => utility::prepare(src, toks, depth, classify),
         "execute" => utility::execute(src, toks),
         "deallocate" => utility::deallocate(src, toks),
         "call" => utility::call(src, toks),
-        "declare" => utility::declare(src, toks, depth),
-        "copy" => utility::copy(src, toks, depth),
+        "declare" => utility::declare(src, toks, depth, classify),
+        "copy" => utility::copy(src, toks, depth, classify),
         "truncate" => utility::truncate(src, toks),
         "refresh" => utility::refresh(src, toks),
         "discard" => utility::discard(src, toks),
@@ -118,32 +109,6 @@ fn classify_ast(ast: &Ast) -> Result<StatementKind, String> {
         }
         _ => Err("unexpected statement kind".into()),
     }
-}
-
-/// Whether a statement may leave temporary objects behind or point name
-/// resolution at `pg_temp`. Deliberately generous: a false positive only
-/// makes the proxy treat the session as private.
-pub(crate) fn creates_temp(src: &str, toks: &[Token], kind: &StatementKind) -> bool {
-    let ddl_or_unknown = matches!(kind, StatementKind::Ddl | StatementKind::Unknown);
-    let unknown = matches!(kind, StatementKind::Unknown);
-    toks.iter().any(|t| match t.kind {
-        Kind::Word => {
-            let w = t.text(src);
-            super::lexer::contains_ci(w, "pg_temp")
-                || (ddl_or_unknown
-                    && (w.eq_ignore_ascii_case("temp") || w.eq_ignore_ascii_case("temporary")))
-                || (unknown && super::lexer::contains_ci(w, "temp"))
-        }
-        Kind::Ident { .. } => {
-            let v = super::lexer::ident_value(src, t);
-            super::lexer::contains_ci(&v, "pg_temp")
-                || (unknown && super::lexer::contains_ci(&v, "temp"))
-        }
-        Kind::Str { .. } => {
-            literal_contains(src, t, "pg_temp") || (unknown && literal_contains(src, t, "temp"))
-        }
-        _ => false,
-    })
 }
 
 /// Mark every read in `kind` uncacheable for a time literal, unless it already

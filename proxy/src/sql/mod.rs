@@ -65,6 +65,7 @@ mod analysis;
 mod cache;
 mod classify;
 mod collect;
+mod cursor;
 mod databases;
 mod keywords;
 mod lexer;

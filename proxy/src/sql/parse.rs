@@ -40,6 +40,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token as SqlToken;
 
 use super::collect::fold_ident;
+use super::cursor::matching_paren;
 use super::lexer::{self, Kind, Token};
 
 /// sqlparser's nesting budget; each level of parentheses or subquery costs
@@ -313,7 +314,7 @@ fn arbiter_predicate(src: &str, toks: &[Token], conflict: usize) -> Option<Range
     if !toks.get(conflict + 1)?.is_punct(src, "(") {
         return None;
     }
-    let start = super::utility::matching_paren(src, toks, conflict + 1)? + 1;
+    let start = matching_paren(src, toks, conflict + 1)? + 1;
     if !word_is(toks.get(start), src, "where") {
         return None;
     }

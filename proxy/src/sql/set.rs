@@ -7,11 +7,10 @@
 //! the same. That is why list items of name-valued settings are quoted like
 //! `quote_ident` (`'a, b'` is one schema, `a, b` two).
 
-use super::analysis::{SetCommand, SetValue, StatementKind, TxCommand};
-use super::classify::Classified;
+use super::analysis::{Isolation, SetCommand, SetValue, StatementKind, TxCommand};
+use super::cursor::{tx_modes, unknown, Classified, Cur};
 use super::keywords::quote_ident;
 use super::lexer::{self, Kind, Token};
-use super::utility::{tx_modes, unknown, Cur};
 
 /// Settings whose list items are names, flagged `GUC_LIST_QUOTE` in the server.
 const LIST_QUOTE: &[&str] = &[
@@ -227,10 +226,10 @@ fn generic_set(cur: &mut Cur<'_>, local: bool) -> Classified {
         }
         ("transaction_isolation", SetValue::Value(v)) => {
             let isolation = match v.to_ascii_lowercase().as_str() {
-                "serializable" => Some(super::analysis::Isolation::Serializable),
-                "repeatable read" => Some(super::analysis::Isolation::RepeatableRead),
-                "read committed" => Some(super::analysis::Isolation::ReadCommitted),
-                "read uncommitted" => Some(super::analysis::Isolation::ReadUncommitted),
+                "serializable" => Some(Isolation::Serializable),
+                "repeatable read" => Some(Isolation::RepeatableRead),
+                "read committed" => Some(Isolation::ReadCommitted),
+                "read uncommitted" => Some(Isolation::ReadUncommitted),
                 _ => return unknown("unrecognized transaction_isolation value"),
             };
             StatementKind::Transaction(TxCommand::SetTransaction { isolation })

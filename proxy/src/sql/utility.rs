@@ -5,238 +5,23 @@
 //! Their grammar is small and fixed, sqlparser supports some of them only
 //! partly (no `ABORT`, `PREPARE TRANSACTION`, `REFRESH`, `FOR NO KEY UPDATE`
 //! in cursors...), and several embed another statement (EXPLAIN, PREPARE,
-//! DECLARE, COPY (query)) that goes back through the classifier. Anything that
-//! does not match the grammar exactly is Unknown.
+//! DECLARE, COPY (query)) that goes back through the classifier: they are
+//! handed it as a [`Body`] rather than importing it, so `classify` stays the
+//! only module above them. Anything that does not match the grammar exactly
+//! is Unknown.
 
-use super::analysis::{FuncName, Isolation, Read, RelName, StatementKind, TxCommand, Write};
-use super::classify::{classify, Classified};
-use super::collect::{self, fold_ident};
-use super::keywords;
+use super::analysis::{
+    FuncName, Read, RelName, SetCommand, Statement, StatementKind, TxCommand, Write,
+};
+use super::collect;
+use super::cursor::{
+    creates_temp, done, matching_paren, ok, tx_modes, unknown, Body, Classified, Cur,
+};
 use super::lexer::{self, Kind, Token};
 use super::parse;
 use crate::bypass::Bypass;
 
-/// A cursor over one statement's tokens.
-pub(crate) struct Cur<'a> {
-    pub src: &'a str,
-    pub toks: &'a [Token],
-    pub pos: usize,
-}
-
-impl<'a> Cur<'a> {
-    pub fn new(src: &'a str, toks: &'a [Token]) -> Cur<'a> {
-        Cur { src, toks, pos: 0 }
-    }
-
-    pub fn peek(&self) -> Option<&'a Token> {
-        self.toks.get(self.pos)
-    }
-
-    pub fn peek_at(&self, k: usize) -> Option<&'a Token> {
-        self.toks.get(self.pos + k)
-    }
-
-    pub fn bump(&mut self) -> Option<&'a Token> {
-        let t = self.toks.get(self.pos);
-        if t.is_some() {
-            self.pos += 1;
-        }
-        t
-    }
-
-    pub fn at_end(&self) -> bool {
-        self.pos >= self.toks.len()
-    }
-
-    pub fn rest(&self) -> &'a [Token] {
-        self.toks.get(self.pos..).unwrap_or(&[])
-    }
-
-    pub fn is(&self, kw: &str) -> bool {
-        self.peek().is_some_and(|t| t.is_word(self.src, kw))
-    }
-
-    pub fn is_at(&self, k: usize, kw: &str) -> bool {
-        self.peek_at(k).is_some_and(|t| t.is_word(self.src, kw))
-    }
-
-    pub fn eat(&mut self, kw: &str) -> bool {
-        if self.is(kw) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Consume the words `kws` if all of them come next.
-    pub fn eat_seq(&mut self, kws: &[&str]) -> bool {
-        if kws.iter().enumerate().all(|(k, kw)| self.is_at(k, kw)) {
-            self.pos += kws.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    pub fn eat_punct(&mut self, p: &str) -> bool {
-        if self.peek().is_some_and(|t| t.is_punct(self.src, p)) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    pub fn eat_op(&mut self, op: &str) -> bool {
-        if self
-            .peek()
-            .is_some_and(|t| t.kind == Kind::Op && t.text(self.src) == op)
-        {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// A name: an unquoted word (folded) or a quoted identifier.
-    pub fn name(&mut self) -> Option<String> {
-        let t = self.peek()?;
-        let n = match t.kind {
-            Kind::Word => fold_ident(t.text(self.src), false),
-            Kind::Ident { .. } => fold_ident(&lexer::ident_value(self.src, t), true),
-            _ => return None,
-        };
-        self.pos += 1;
-        Some(n)
-    }
-
-    /// A name that may start a qualified name: an unquoted reserved word is
-    /// not one.
-    fn col_id(&mut self) -> Option<String> {
-        let t = self.peek()?;
-        if t.kind == Kind::Word && keywords::is_reserved(t.text(self.src)) {
-            return None;
-        }
-        self.name()
-    }
-
-    /// `[catalog.][schema.]name` as folded parts (catalog dropped).
-    pub fn qualified(&mut self) -> Option<(Option<String>, String)> {
-        let mut parts = vec![self.col_id()?];
-        while self.eat_punct(".") {
-            parts.push(self.name()?);
-        }
-        let n = parts.len();
-        match n {
-            1 => parts.pop().map(|p| (None, p)),
-            2 | 3 => {
-                let name = parts.pop()?;
-                let schema = parts.pop()?;
-                Some((Some(schema), name))
-            }
-            _ => None,
-        }
-    }
-
-    /// Skip a balanced `( ... )` if one comes next; `None` if unbalanced.
-    pub fn skip_parens(&mut self) -> Option<bool> {
-        if !self.peek().is_some_and(|t| t.is_punct(self.src, "(")) {
-            return Some(false);
-        }
-        let end = matching_paren(self.src, self.toks, self.pos)?;
-        self.pos = end + 1;
-        Some(true)
-    }
-
-    /// The value of a string-literal token, if one comes next.
-    pub fn string(&mut self) -> Option<String> {
-        let t = self.peek()?;
-        if !matches!(t.kind, Kind::Str { .. }) {
-            return None;
-        }
-        self.pos += 1;
-        Some(lexer::string_value(self.src, t).into_owned())
-    }
-}
-
-/// Index of the `)` matching the `(` at `open`.
-pub(crate) fn matching_paren(src: &str, toks: &[Token], open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, t) in toks.iter().enumerate().skip(open) {
-        if t.is_punct(src, "(") {
-            depth += 1;
-        } else if t.is_punct(src, ")") {
-            depth = depth.checked_sub(1)?;
-            if depth == 0 {
-                return Some(i);
-            }
-        }
-    }
-    None
-}
-
-pub(crate) fn unknown(why: impl Into<String>) -> Classified {
-    Classified {
-        kind: StatementKind::Unknown,
-        error: Some(why.into()),
-        shareable: false,
-    }
-}
-
-fn ok(kind: StatementKind) -> Classified {
-    Classified {
-        kind,
-        error: None,
-        shareable: true,
-    }
-}
-
-fn done(cur: &Cur<'_>, kind: StatementKind, what: &str) -> Classified {
-    if cur.at_end() {
-        ok(kind)
-    } else {
-        unknown(format!("unexpected tokens after {what}"))
-    }
-}
-
 // ---- transactions -------------------------------------------------------
-
-/// `ISOLATION LEVEL ...`, `READ WRITE|ONLY`, `[NOT] DEFERRABLE`, separated by
-/// commas or spaces. Returns (isolation, read_only) or `None` on anything else.
-pub(crate) fn tx_modes(cur: &mut Cur<'_>) -> Option<(Option<Isolation>, bool)> {
-    let mut iso = None;
-    let mut read_only = false;
-    let mut first = true;
-    while !cur.at_end() {
-        if !first {
-            cur.eat_punct(",");
-        }
-        first = false;
-        if cur.eat_seq(&["isolation", "level"]) {
-            iso = Some(if cur.eat("serializable") {
-                Isolation::Serializable
-            } else if cur.eat_seq(&["repeatable", "read"]) {
-                Isolation::RepeatableRead
-            } else if cur.eat_seq(&["read", "committed"]) {
-                Isolation::ReadCommitted
-            } else if cur.eat_seq(&["read", "uncommitted"]) {
-                Isolation::ReadUncommitted
-            } else {
-                return None;
-            });
-        } else if cur.eat_seq(&["read", "only"]) {
-            read_only = true;
-        } else if cur.eat_seq(&["read", "write"]) {
-            read_only = false;
-        } else if cur.eat("deferrable") || cur.eat_seq(&["not", "deferrable"]) {
-        } else {
-            return None;
-        }
-    }
-    Some((iso, read_only))
-}
 
 fn and_chain(cur: &mut Cur<'_>) {
     if !cur.eat_seq(&["and", "chain"]) {
@@ -319,7 +104,7 @@ pub(crate) fn transaction(src: &str, toks: &[Token], first: &str) -> Classified 
 /// `EXPLAIN [ANALYZE] [VERBOSE] stmt` or `EXPLAIN (option [value], ...) stmt`.
 /// Without ANALYZE nothing runs; with it the inner statement runs, so it is
 /// classified as that statement (a read becomes uncacheable).
-pub(crate) fn explain(src: &str, toks: &[Token], depth: u8) -> Classified {
+pub(crate) fn explain(src: &str, toks: &[Token], depth: u8, classify: Body) -> Classified {
     let mut cur = Cur::new(src, toks);
     cur.bump();
     let mut analyze = false;
@@ -393,7 +178,7 @@ fn explain_bool(src: &str, value: &[Token]) -> bool {
 }
 
 /// `PREPARE name [(types)] AS stmt`, or `PREPARE TRANSACTION 'gid'`.
-pub(crate) fn prepare(src: &str, toks: &[Token], depth: u8) -> Classified {
+pub(crate) fn prepare(src: &str, toks: &[Token], depth: u8, classify: Body) -> Classified {
     let mut cur = Cur::new(src, toks);
     cur.bump();
     if cur.is("transaction")
@@ -418,11 +203,11 @@ pub(crate) fn prepare(src: &str, toks: &[Token], depth: u8) -> Classified {
         return unknown("PREPARE without AS statement");
     }
     let inner = classify(src, cur.rest(), depth + 1);
-    let creates_temp = super::classify::creates_temp(src, cur.rest(), &inner.kind);
+    let creates_temp = creates_temp(src, cur.rest(), &inner.kind);
     Classified {
         kind: StatementKind::Prepare {
             name,
-            inner: Box::new(super::analysis::Statement {
+            inner: Box::new(Statement {
                 kind: inner.kind,
                 creates_temp,
             }),
@@ -488,7 +273,7 @@ pub(crate) fn call(src: &str, toks: &[Token]) -> Classified {
 
 /// `DECLARE name [BINARY] [ASENSITIVE|INSENSITIVE] [[NO] SCROLL] CURSOR
 /// [{WITH|WITHOUT} HOLD] FOR query`: a read whose rows are fetched later.
-pub(crate) fn declare(src: &str, toks: &[Token], depth: u8) -> Classified {
+pub(crate) fn declare(src: &str, toks: &[Token], depth: u8, classify: Body) -> Classified {
     let mut cur = Cur::new(src, toks);
     cur.bump();
     if cur.name().is_none() {
@@ -528,7 +313,7 @@ fn rel((schema, name): (Option<String>, String)) -> RelName {
 /// `COPY table [(cols)] FROM ... [WHERE cond]` is a write of the table;
 /// `COPY table|(query) TO ...` a read that is never cached; `PROGRAM` runs a
 /// shell command on the server, which could do anything.
-pub(crate) fn copy(src: &str, toks: &[Token], depth: u8) -> Classified {
+pub(crate) fn copy(src: &str, toks: &[Token], depth: u8, classify: Body) -> Classified {
     let mut cur = Cur::new(src, toks);
     cur.bump();
     cur.eat("binary");
@@ -675,7 +460,7 @@ pub(crate) fn discard(src: &str, toks: &[Token]) -> Classified {
     if cur.eat("all") {
         return done(
             &cur,
-            StatementKind::Set(super::analysis::SetCommand::DiscardAll),
+            StatementKind::Set(SetCommand::DiscardAll),
             "DISCARD ALL",
         );
     }
