@@ -5,7 +5,8 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use super::snapshot::{FunctionInfo, Oid, RelKind, Snapshot};
+use super::facts::{FunctionInfo, Oid};
+use super::snapshot::{RelKind, Snapshot};
 
 /// What a read of some relations depends on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

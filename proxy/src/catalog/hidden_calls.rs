@@ -26,9 +26,9 @@
 use crate::bypass::Bypass;
 use std::collections::{HashMap, HashSet};
 
+use super::facts::{FunctionInfo, Oid, Volatility};
+use super::names::truncate_identifier;
 use super::node_tree;
-use super::resolve::truncate_identifier;
-use super::snapshot::{FunctionInfo, Oid, Volatility};
 use crate::sql::{ident_value, tokenize, TokenKind};
 
 /// Operators that syntax calls by name without writing them: `IN` and

@@ -13,13 +13,11 @@ use tokio_postgres::types::FromSql;
 use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
 
 use super::error::describe;
+use super::facts::{FunctionInfo, Oid, Volatility};
 use super::hidden_calls::{self, Domain, HiddenCalls, HiddenFacts, Reach, UserCast, UserOperator};
 use super::node_tree;
 use super::settings::parse_setconfig;
-use super::snapshot::{
-    Deps, FkEdge, FunctionInfo, Oid, RelKind, Relation, RoleSetting, SchemaInfo, Snapshot,
-    Volatility,
-};
+use super::snapshot::{Deps, FkEdge, RelKind, Relation, RoleSetting, SchemaInfo, Snapshot};
 
 /// The server-wide values of the two modelled settings, as this (control)
 /// session sees them. `source` says whether they came from the server's

@@ -24,7 +24,8 @@
 //! its writes.
 //!
 //! Files: `config.rs` and `error.rs` the knobs and failures; `names.rs` the
-//! input names; `snapshot.rs` the loaded data; `load.rs` the catalog
+//! input names; `facts.rs` object ids and a function's facts; `snapshot.rs`
+//! the loaded data; `load.rs` the catalog
 //! queries; `node_tree.rs` the references inside stored expressions (view
 //! queries, rules, policies, defaults); `hidden_calls.rs` the functions a
 //! query runs without naming them (aggregates' support functions, argument
@@ -43,6 +44,7 @@ mod closure;
 mod config;
 mod connection;
 mod error;
+mod facts;
 mod hidden_calls;
 mod load;
 mod names;
@@ -59,7 +61,8 @@ pub use closure::{ReadClosure, WriteClosure};
 pub use config::{CatalogConfig, CatalogTls};
 pub use connection::{DbCatalog, Released};
 pub use error::CatalogError;
+pub use facts::{FunctionInfo, Oid, Volatility};
 pub use names::{FuncName, RelName};
 pub use registry::{Catalogs, DdlCommit, FirstUse, MAX_OPERATOR_RELEASE};
 pub use settings::{isolation_is_read_committed, parse_search_path};
-pub use snapshot::{FunctionInfo, Oid, RelKind, Relation, Snapshot, Volatility};
+pub use snapshot::{RelKind, Relation, Snapshot};

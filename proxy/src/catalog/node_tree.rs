@@ -11,7 +11,7 @@
 //! tokens, oid lists are `(o 1 2)`. Tokens escape spaces and brackets with a
 //! backslash, so `:field ` followed by digits cannot occur inside a name.
 
-use super::snapshot::{FunctionInfo, Oid, Volatility};
+use super::facts::{FunctionInfo, Oid, Volatility};
 
 /// Node fields holding a function oid: FuncExpr, OpExpr and friends
 /// (opfuncid), ScalarArrayOpExpr (hash/negator functions), Aggref,

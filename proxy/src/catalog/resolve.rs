@@ -1,24 +1,9 @@
 //! Name lookup as PostgreSQL does it for a session with a given search_path.
 
+use super::facts::FunctionInfo;
+use super::names::truncate_identifier;
 use super::names::{FuncName, RelName};
-use super::snapshot::{FunctionInfo, Relation, Snapshot};
-
-/// PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes; a longer name
-/// in a query or a search_path means its first 63 bytes.
-const MAX_IDENTIFIER_BYTES: usize = 63;
-
-/// `name` cut to what PostgreSQL keeps of an identifier (on a character
-/// boundary, as pg_mbcliplen does).
-pub(super) fn truncate_identifier(name: &str) -> &str {
-    if name.len() <= MAX_IDENTIFIER_BYTES {
-        return name;
-    }
-    let mut end = MAX_IDENTIFIER_BYTES;
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    &name[..end]
-}
+use super::snapshot::{Relation, Snapshot};
 
 /// The session's own temporary schema. Never resolved here: what it holds is
 /// private to one session, and the proxy does not cache for sessions with

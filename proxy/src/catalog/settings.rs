@@ -3,7 +3,7 @@
 //! proxy decides on are kept: `search_path` (name resolution) and
 //! `default_transaction_isolation` (caching inside transaction blocks).
 
-use super::resolve::truncate_identifier;
+use super::names::truncate_identifier;
 use super::snapshot::{RoleSetting, Snapshot};
 
 impl Snapshot {

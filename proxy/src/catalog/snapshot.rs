@@ -1,15 +1,14 @@
 //! One consistent picture of a database's catalog, and the plain lookups on
 //! it. Name resolution is in `resolve.rs`, closures in `closure.rs`,
-//! per-role defaults in `settings.rs`.
+//! per-role defaults in `settings.rs`, the facts about one function in
+//! `facts.rs`.
 
 use crate::bypass::Bypass;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use super::facts::{FunctionInfo, Oid, Volatility};
 use super::hidden_calls::HiddenCalls;
-
-/// A PostgreSQL object id.
-pub type Oid = u32;
 
 /// `pg_class.relkind`, reduced to what the proxy decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,47 +62,6 @@ pub struct Relation {
     pub has_user_triggers: bool,
     /// Has a rewrite rule other than a view's `_RETURN` rule.
     pub has_rules: bool,
-}
-
-/// `pg_proc.provolatile`, ordered from best to worst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Volatility {
-    Immutable,
-    Stable,
-    Volatile,
-}
-
-impl Volatility {
-    pub(super) fn from_provolatile(v: u8) -> Volatility {
-        match v {
-            b'i' => Volatility::Immutable,
-            b's' => Volatility::Stable,
-            // 'v', and anything unknown, is the worst case.
-            _ => Volatility::Volatile,
-        }
-    }
-}
-
-/// A function, or for a name lookup the worst of its visible overloads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionInfo {
-    pub oid: Oid,
-    pub volatility: Volatility,
-    /// In `pg_catalog` or `information_schema`: a volatile system function
-    /// (now(), random(), nextval()) does not write tables the way a user's
-    /// volatile function may.
-    pub is_system: bool,
-    pub schema: String,
-    pub name: String,
-}
-
-impl FunctionInfo {
-    /// May this function write to arbitrary tables? Only VOLATILE functions
-    /// can (PostgreSQL runs STABLE and IMMUTABLE ones read-only), and system
-    /// ones are known not to.
-    pub(super) fn may_write(&self) -> bool {
-        self.volatility == Volatility::Volatile && !self.is_system
-    }
 }
 
 /// Relations and functions one object (a view's query, a rule, a policy, a
