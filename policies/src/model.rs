@@ -1,17 +1,17 @@
 //! The validated policy: what the file says, in the shape lookups need.
 //!
 //! Everything here has passed validation, so nothing downstream re-checks.
+//! Validation builds it (`validate.rs`, which also holds [`Policy::parse`]
+//! and [`Policy::load`]); the model knows nothing of validation.
 //! Rules are indexed by schema then name (not by [`QualifiedName`]) so that a
 //! lookup with the `&str`s the proxy has in hand allocates nothing.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::PolicyErrors;
 use crate::names::QualifiedName;
 use crate::units::{ser, MIB};
 
@@ -146,19 +146,6 @@ pub(crate) fn hash_hex(text: &str) -> String {
 }
 
 impl Policy {
-    /// Parses and validates policy text. `path` is only used to name the file
-    /// in errors. Every problem found is returned, sorted by position.
-    pub fn parse(text: &str, path: Option<&Path>) -> Result<Policy, PolicyErrors> {
-        crate::validate::parse(text, path)
-    }
-
-    /// Reads and parses a policy file. A file that cannot be read (missing,
-    /// unreadable, not UTF-8) is also reported as [`PolicyErrors`].
-    pub fn load(path: &Path) -> Result<Policy, PolicyErrors> {
-        let text = crate::validate::read(path)?;
-        Policy::parse(&text, Some(path))
-    }
-
     /// `[cache] enabled`: the master switch. When false nothing is cached.
     pub fn enabled(&self) -> bool {
         self.enabled

@@ -1,5 +1,6 @@
 //! The schema of the policy file: which keys exist where, what each must hold,
-//! and how the checked values become a [`Policy`].
+//! and how the checked values become a [`Policy`] ([`Policy::parse`] and
+//! [`Policy::load`] live here, so the model never calls validation).
 //!
 //! The whole file is always checked; a policy is built only if nothing was
 //! wrong, so a half-valid file can never become live.
@@ -29,8 +30,23 @@ const FUNCTION_KEYS: &[&str] = &["writes", "cacheable"];
 
 const TABLE_NAMES: &str = "an array of table names such as [\"public.audit_log\"]";
 
+impl Policy {
+    /// Parses and validates policy text. `path` is only used to name the file
+    /// in errors. Every problem found is returned, sorted by position.
+    pub fn parse(text: &str, path: Option<&Path>) -> Result<Policy, PolicyErrors> {
+        parse(text, path)
+    }
+
+    /// Reads and parses a policy file. A file that cannot be read (missing,
+    /// unreadable, not UTF-8) is also reported as [`PolicyErrors`].
+    pub fn load(path: &Path) -> Result<Policy, PolicyErrors> {
+        let text = read(path)?;
+        Policy::parse(&text, Some(path))
+    }
+}
+
 /// Reads a policy file, turning I/O and encoding failures into [`PolicyErrors`].
-pub(crate) fn read(path: &Path) -> Result<String, PolicyErrors> {
+fn read(path: &Path) -> Result<String, PolicyErrors> {
     let whole_file = |message: String| PolicyError {
         path: Some(path.to_path_buf()),
         line: 0,
@@ -56,7 +72,7 @@ pub(crate) fn read(path: &Path) -> Result<String, PolicyErrors> {
 }
 
 /// Parses and validates policy text.
-pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Policy, PolicyErrors> {
+fn parse(text: &str, path: Option<&Path>) -> Result<Policy, PolicyErrors> {
     let mut r = Reader::new(text, path);
     let (doc, syntax_errors) = DeTable::parse_recoverable(text);
     if !syntax_errors.is_empty() {
