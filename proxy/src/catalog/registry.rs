@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::config::CatalogConfig;
-use super::connection::DbCatalog;
+use super::connection::{DbCatalog, Released};
 use super::error::CatalogError;
 
 /// One catalog per database name, connected lazily on first use. Entries
@@ -21,7 +21,7 @@ pub struct Catalogs {
     first_use: Mutex<Option<FirstUse>>,
     /// Releases an operator asked for (console RELEASE, admin API), by
     /// database, with a number telling one request from the next.
-    held: Arc<Mutex<HashMap<String, (u64, super::Released)>>>,
+    held: Arc<Mutex<HashMap<String, (u64, Released)>>>,
 }
 
 /// The longest an operator's release lasts.
@@ -150,7 +150,7 @@ impl Catalogs {
 
     /// Closes pgcache's connections to `database` until the guard drops
     /// (see [`DbCatalog::release`]); `None` if pgcache never connected to it.
-    pub async fn release(&self, database: &str) -> Option<super::Released> {
+    pub async fn release(&self, database: &str) -> Option<Released> {
         let catalog = self.databases().get(database).cloned()?;
         Some(catalog.release().await)
     }
