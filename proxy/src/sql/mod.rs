@@ -15,9 +15,13 @@
 //!    at top-level semicolons, and the literal-dependent flags (time literals
 //!    like `'now'`, mentions of "temp").
 //! 3. `classify`: per statement, dispatch on the leading keyword. Utility
-//!    statements and SET are read from tokens (`utility`, `set`); queries
-//!    and DML are re-emitted from the tokens as plain text and parsed by
-//!    sqlparser (`parse`), then walked by its visitor (`collect`).
+//!    statements and SET are read from tokens (`utility`, `set`, both with
+//!    the cursor in `cursor`, which also holds what every reader returns);
+//!    queries and DML are re-emitted from the tokens as plain text and
+//!    parsed by sqlparser (`parse`), then walked by its visitor (`collect`).
+//!    A reader of a statement embedding another (EXPLAIN, PREPARE, DECLARE,
+//!    COPY) is handed `classify` as an argument, so no module here imports
+//!    one that imports it back.
 //! 4. `cache`: the [`Analyzer`], an LRU of analyses shared by shape where
 //!    the analysis does not depend on literal values, else by exact text.
 //!
