@@ -125,3 +125,188 @@ impl Cycle {
         }
     }
 }
+
+/// The cycles in flight, oldest first: the server answers them in order, so
+/// every answer belongs to the front one.
+#[derive(Default)]
+pub struct Cycles {
+    queue: VecDeque<Cycle>,
+}
+
+impl Cycles {
+    pub fn push(&mut self, cycle: Cycle) {
+        self.queue.push_back(cycle);
+    }
+
+    /// The cycle the server is answering.
+    pub fn front(&self) -> Option<&Cycle> {
+        self.queue.front()
+    }
+
+    pub fn front_mut(&mut self) -> Option<&mut Cycle> {
+        self.queue.front_mut()
+    }
+
+    /// The cycle sent last.
+    pub fn back_mut(&mut self) -> Option<&mut Cycle> {
+        self.queue.back_mut()
+    }
+
+    /// ReadyForQuery: the front cycle is over.
+    pub fn pop_front(&mut self) -> Option<Cycle> {
+        self.queue.pop_front()
+    }
+
+    /// Requests sent and not answered yet.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// An extended-protocol batch whose Sync has not gone out is the last
+    /// cycle sent.
+    pub fn batch_open(&self) -> bool {
+        self.queue.back().is_some_and(|c| c.open)
+    }
+
+    /// The open batch's cycle, taken out to be extended (and pushed back).
+    pub fn take_open(&mut self) -> Option<Cycle> {
+        if self.batch_open() {
+            self.queue.pop_back()
+        } else {
+            None
+        }
+    }
+
+    /// The cycle a Query or FunctionCall belongs to. Normally a new one,
+    /// planned in `epoch`; but after extended-protocol messages without
+    /// their Sync, the server answers them and this request with one
+    /// ReadyForQuery, so the request joins (and closes) their cycle rather
+    /// than expecting an answer of its own that will never come.
+    pub fn for_request(&mut self, outcome: Outcome, epoch: u64) -> Cycle {
+        match self.take_open() {
+            Some(mut cycle) => {
+                // Its earlier statements were planned in its own (older) epoch.
+                cycle.open = false;
+                cycle.outcome = Outcome::Bypass(Bypass::SplitBatch);
+                cycle
+            }
+            None => {
+                let mut cycle = Cycle::new(outcome);
+                cycle.planned_in = epoch;
+                cycle
+            }
+        }
+    }
+
+    /// Requests in flight whose answers could change what the next one
+    /// sees. A Parse the proxy sends on its own changes nothing a statement
+    /// returns.
+    pub fn in_flight(&self) -> bool {
+        self.queue
+            .iter()
+            .any(|c| c.internal != Some(Internal::Prepare))
+    }
+
+    /// A probe is waiting for its answer.
+    pub fn probe_pending(&self) -> bool {
+        self.queue
+            .iter()
+            .any(|c| c.internal == Some(Internal::Probe))
+    }
+
+    /// Requests sent whole (with their Sync) and not answered yet.
+    pub fn awaiting_answers(&self) -> bool {
+        self.queue.iter().any(|c| !c.open)
+    }
+
+    /// Some cycle in flight may write.
+    pub fn may_write(&self) -> bool {
+        self.queue.iter().any(|c| !c.writes.is_empty())
+    }
+
+    /// Every cycle in flight, taken out (the session is over).
+    pub fn drain(&mut self) -> impl Iterator<Item = Cycle> + '_ {
+        self.queue.drain(..)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_batch(epoch: u64) -> Cycle {
+        let mut c = Cycle::new(Outcome::Bypass(Bypass::SplitBatch));
+        c.open = true;
+        c.planned_in = epoch;
+        c
+    }
+
+    #[test]
+    fn answers_go_to_the_oldest_cycle() {
+        let mut q = Cycles::default();
+        assert!(q.front().is_none() && q.pop_front().is_none());
+        q.push(Cycle::new(Outcome::Miss));
+        q.push(Cycle::new(Outcome::Bypass(Bypass::NotSelect)));
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.front().map(|c| c.outcome), Some(Outcome::Miss));
+        q.front_mut().expect("front").failed = true;
+        let first = q.pop_front().expect("first");
+        assert!(first.failed);
+        assert_eq!(
+            q.pop_front().map(|c| c.outcome),
+            Some(Outcome::Bypass(Bypass::NotSelect))
+        );
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_request_after_an_unsynced_batch_joins_it() {
+        let mut q = Cycles::default();
+        let fresh = q.for_request(Outcome::Bypass(Bypass::NotSelect), 7);
+        assert_eq!(fresh.planned_in, 7);
+        assert!(!fresh.open);
+        assert_eq!(fresh.outcome, Outcome::Bypass(Bypass::NotSelect));
+        q.push(fresh);
+        // A batch without its Sync: one ReadyForQuery answers it and the
+        // request after it.
+        q.push(open_batch(3));
+        assert!(q.batch_open());
+        assert!(q.awaiting_answers(), "the first request went out whole");
+        let joined = q.for_request(Outcome::Bypass(Bypass::NotSelect), 9);
+        assert!(!joined.open);
+        assert_eq!(joined.planned_in, 3, "keeps the batch's older epoch");
+        assert_eq!(joined.outcome, Outcome::Bypass(Bypass::SplitBatch));
+        assert_eq!(q.len(), 1, "taken out of the queue");
+        assert!(!q.batch_open());
+        assert!(q.take_open().is_none());
+    }
+
+    #[test]
+    fn what_is_in_flight() {
+        let mut q = Cycles::default();
+        assert!(!q.in_flight() && !q.awaiting_answers() && !q.probe_pending());
+        q.push(Cycle::internal(Internal::Prepare));
+        assert!(!q.in_flight(), "a silent Parse changes no answer");
+        assert!(q.awaiting_answers());
+        assert!(!q.probe_pending());
+        q.push(Cycle::internal(Internal::Probe));
+        assert!(q.in_flight() && q.probe_pending());
+        q.pop_front();
+        q.pop_front();
+        q.push(open_batch(0));
+        assert!(q.in_flight());
+        assert!(
+            !q.awaiting_answers(),
+            "a batch whose Sync never came is not waited for"
+        );
+        assert!(!q.may_write());
+        q.back_mut().expect("back").writes = WriteSet::Everything;
+        assert!(q.may_write());
+        assert_eq!(q.drain().count(), 1);
+        assert!(q.is_empty());
+    }
+}

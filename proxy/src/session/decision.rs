@@ -1,7 +1,7 @@
 //! The cache decision, in one place: look a request up (a hit, or a capture
 //! to fill on the way back, joined with any other session asking the same),
 //! and complete a capture (store it, or give up). The session decides *what*
-//! may be cached (`plan.rs`, `protocol.rs`); this module is the only part of
+//! may be cached (`plan.rs`, `protocol/`); this module is the only part of
 //! it that touches the store, the generations and the coalescer.
 
 use std::sync::Arc;

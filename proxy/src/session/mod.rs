@@ -18,6 +18,7 @@ mod protocol;
 mod relay;
 mod startup;
 mod statements;
+mod transaction;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -239,7 +240,7 @@ where
         ending,
         Ending::ServerClosed | Ending::ServerIo(_) | Ending::ServerProtocolError(_)
     ) && !relay.protocol.terminated
-        && relay.protocol.tx_status.is_some();
+        && relay.protocol.tx_status().is_some();
     let said_fatal = relay.protocol.server_said_fatal;
     let pid = relay.protocol.backend_pid.unwrap_or(0);
     // The client connection and the upstream slot are given back now, not

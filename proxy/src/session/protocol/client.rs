@@ -19,7 +19,7 @@ use crate::wire::bind::{Bind, BIND_COMPLETE};
 use crate::wire::describe::Target;
 use crate::wire::execute::Execute;
 use crate::wire::parse::{Parse, PARSE_COMPLETE};
-use crate::wire::{frontend, query, TxStatus};
+use crate::wire::{frontend, query};
 
 use super::{Parked, Protocol, ANALYZE_INLINE, MAX_BATCH_BYTES};
 
@@ -32,7 +32,7 @@ impl Protocol {
         server: &mut BytesMut,
         client: &mut BytesMut,
     ) {
-        if self.console && self.tx_status.is_some() {
+        if self.console && self.tx.status().is_some() {
             if crate::session::console::on_message(&self.shared, tag, &message, server, client)
                 .await
             {
@@ -102,7 +102,7 @@ impl Protocol {
                     self.state_may_have_changed();
                 }
                 server.extend_from_slice(&message);
-                self.cycles.push_back(cycle);
+                self.cycles.push(cycle);
             }
             _ => {
                 if tag == frontend::TERMINATE {
@@ -118,24 +118,11 @@ impl Protocol {
         }
     }
 
-    /// The cycle a Query or FunctionCall belongs to. Normally a new one; but
-    /// after extended-protocol messages without their Sync, the server
-    /// answers them and this request with one ReadyForQuery, so the request
-    /// joins (and closes) their cycle rather than expecting an answer of its
-    /// own that will never come.
+    /// The cycle a Query or FunctionCall belongs to (see
+    /// `Cycles::for_request`), planned in the catalog's current DDL epoch.
     fn cycle_for_request(&mut self, outcome: Outcome) -> Cycle {
-        let mut cycle = match self.cycles.back() {
-            Some(c) if c.open => self.cycles.pop_back().expect("back exists"),
-            _ => Cycle::new(outcome),
-        };
-        if cycle.open {
-            // Its earlier statements were planned in its own (older) epoch.
-            cycle.open = false;
-            cycle.outcome = Outcome::Bypass(Bypass::SplitBatch);
-        } else {
-            cycle.planned_in = self.shared.engine.catalogs.ddl_epoch();
-        }
-        cycle
+        let epoch = self.shared.engine.catalogs.ddl_epoch();
+        self.cycles.for_request(outcome, epoch)
     }
 
     /// Part of a client message too large to inspect (COPY data, a huge Bind):
@@ -176,7 +163,7 @@ impl Protocol {
                 cycle.ddl_commit = Some(self.shared.engine.catalogs.begin_ddl_commit());
                 self.state_may_have_changed();
                 server.extend_from_slice(&message);
-                self.cycles.push_back(cycle);
+                self.cycles.push(cycle);
                 return;
             }
         };
@@ -256,7 +243,7 @@ impl Protocol {
         cycle.fingerprint = Some((analysis.fingerprint_id, analysis.fingerprint.clone()));
         self.release_databases(&analysis, text, &mut cycle).await;
         server.extend_from_slice(&message);
-        self.cycles.push_back(cycle);
+        self.cycles.push(cycle);
     }
 
     /// DROP DATABASE x and the like run only while nobody else uses x; the
@@ -317,24 +304,19 @@ impl Protocol {
         if self.context.probed().is_none() {
             return Some(Ask::State);
         }
-        let read_in_block = wants == Wants::Read
-            && self.tx_status == Some(TxStatus::InTransaction)
-            && self.uncommitted.is_empty();
-        (read_in_block && self.block_read_committed.is_none()).then_some(Ask::Isolation)
+        (wants == Wants::Read && self.tx.needs_isolation()).then_some(Ask::Isolation)
     }
 
     /// Cheap first test of `probe_needed`: something about the state is
     /// unknown.
     fn may_need_probe(&self) -> bool {
-        self.context.probed().is_none()
-            || (self.tx_status == Some(TxStatus::InTransaction)
-                && self.block_read_committed.is_none())
+        self.context.probed().is_none() || self.tx.isolation_unknown()
     }
 
     /// Sends a probe and holds `parked` back until it is answered.
     fn ask(&mut self, ask: Ask, parked: Parked, server: &mut BytesMut) {
         ask.write(server);
-        self.cycles.push_back(Cycle::internal(Internal::Probe));
+        self.cycles.push(Cycle::internal(Internal::Probe));
         self.answer = None;
         self.parked = Some(parked);
     }
@@ -347,11 +329,7 @@ impl Protocol {
 
     /// The probe a parked message waits for has been answered.
     pub fn ready_to_resume(&self) -> bool {
-        self.parked.is_some()
-            && !self
-                .cycles
-                .iter()
-                .any(|c| c.internal == Some(Internal::Probe))
+        self.parked.is_some() && !self.cycles.probe_pending()
     }
 
     /// Processes the parked message, now that the server has said what the
@@ -460,8 +438,7 @@ impl Protocol {
                                             // it must exist there too.
                                             server.extend_from_slice(&shape.parse);
                                             server.extend_from_slice(frontend::SYNC_MESSAGE);
-                                            self.cycles
-                                                .push_back(Cycle::internal(Internal::Prepare));
+                                            self.cycles.push(Cycle::internal(Internal::Prepare));
                                         }
                                     }
                                 }
@@ -580,9 +557,9 @@ impl Protocol {
         let epoch = self.shared.engine.catalogs.ddl_epoch();
         let catalog = self.snapshot(Instant::now()).await;
         let policy = self.shared.engine.policy.load();
-        let mut cycle = match self.cycles.back() {
-            Some(c) if c.open => self.cycles.pop_back().expect("back exists"),
-            _ => {
+        let mut cycle = match self.cycles.take_open() {
+            Some(c) => c,
+            None => {
                 let mut c = Cycle::new(outcome);
                 c.open = true;
                 c.planned_in = epoch;
@@ -658,7 +635,7 @@ impl Protocol {
             }
             server.extend_from_slice(message);
         }
-        self.cycles.push_back(cycle);
+        self.cycles.push(cycle);
     }
 
     /// Sends the Parse of a statement the server has not seen (it was answered
@@ -679,7 +656,7 @@ impl Protocol {
     /// own (Parse, Sync) whose answers the client does not see. Not while an
     /// extended-protocol batch is open: that Sync would end the batch.
     fn prepare_silently(&mut self, name: &str, server: &mut BytesMut) {
-        if self.cycles.back().is_some_and(|c| c.open) {
+        if self.cycles.batch_open() {
             return;
         }
         let Some(info) = self.statements.get_mut(name) else {
@@ -691,7 +668,7 @@ impl Protocol {
         server.extend_from_slice(&info.parse);
         server.extend_from_slice(frontend::SYNC_MESSAGE);
         info.upstream = true;
-        self.cycles.push_back(Cycle::internal(Internal::Prepare));
+        self.cycles.push(Cycle::internal(Internal::Prepare));
     }
 }
 

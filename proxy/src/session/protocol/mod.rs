@@ -18,7 +18,7 @@ mod client;
 mod server;
 
 use crate::bypass::Bypass;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,14 +26,15 @@ use bytes::{Bytes, BytesMut};
 use tracing::warn;
 
 use super::context::Context;
-use super::cycle::{Cycle, Internal};
+use super::cycle::{Cycle, Cycles};
 use super::plan::{Epoch, Plan, PlanMemo, Planner};
 use super::probe::Answer;
 use super::statements::Statements;
+use super::transaction::Transaction;
 use crate::catalog::{DbCatalog, Snapshot};
 use crate::engine::{Source, WriteSet};
 use crate::shared::Shared;
-use crate::sql::{Analysis, SetCommand, Statement, StatementKind, TxCommand, MAX_ANALYZED_TEXT};
+use crate::sql::{Analysis, SetCommand, Statement, StatementKind, MAX_ANALYZED_TEXT};
 use crate::wire::startup::Startup;
 use crate::wire::TxStatus;
 
@@ -65,28 +66,18 @@ pub struct Protocol {
     /// An admin console session: queries are answered by the proxy.
     pub console: bool,
     pub context: Context,
-    pub tx_status: Option<TxStatus>,
     pub terminated: bool,
     pub server_said_fatal: bool,
     pub backend_pid: Option<u32>,
-    cycles: VecDeque<Cycle>,
+    cycles: Cycles,
     batch: Vec<(u8, Bytes)>,
     batch_bytes: usize,
     statements: Statements,
     /// SQL-level prepared statements; `None` for a name whose statement is
     /// not known for sure (a PREPARE in a text that failed).
     sql_prepared: HashMap<String, Option<Statement>>,
-    /// Writes of the open transaction block, invalidated again when it ends.
-    uncommitted: WriteSet,
-    /// Whether the open transaction block runs at READ COMMITTED, as the
-    /// server said; `None` until it is asked.
-    block_read_committed: Option<bool>,
-    /// Something that may change the session's state ran in the open block:
-    /// when the block ends (or rolls back to a savepoint) the state is
-    /// unknown again.
-    block_dirty: bool,
-    /// DDL ran in the open block: its COMMIT commits DDL.
-    block_ddl: bool,
+    /// The transaction as the server last said, and what its block did.
+    tx: Transaction,
     catalog: CatalogState,
     /// The server is in COPY FROM STDIN, waiting for the client's data.
     copy_in: bool,
@@ -104,19 +95,15 @@ impl Protocol {
             shared,
             console: false,
             context: Context::from_startup(startup),
-            tx_status: None,
             terminated: false,
             server_said_fatal: false,
             backend_pid: None,
-            cycles: VecDeque::new(),
+            cycles: Cycles::default(),
             batch: Vec::new(),
             batch_bytes: 0,
             statements: Statements::default(),
             sql_prepared: HashMap::new(),
-            uncommitted: WriteSet::Nothing,
-            block_read_committed: None,
-            block_dirty: false,
-            block_ddl: false,
+            tx: Transaction::default(),
             catalog: CatalogState::NotLoaded,
             copy_in: false,
             authenticated: false,
@@ -130,8 +117,7 @@ impl Protocol {
     /// the server is asked again before the cache is used.
     fn state_may_have_changed(&mut self) {
         self.context.forget_state();
-        self.block_read_committed = None;
-        self.block_dirty = true;
+        self.tx.state_may_have_changed();
     }
 
     /// Requests sent and not answered yet.
@@ -143,9 +129,7 @@ impl Protocol {
     /// sees. A Parse the proxy sends on its own changes nothing a statement
     /// returns.
     fn in_flight(&self) -> bool {
-        self.cycles
-            .iter()
-            .any(|c| c.internal != Some(Internal::Prepare))
+        self.cycles.in_flight()
     }
 
     /// [`Protocol::analyze_bounded`], with a large text analysed on the
@@ -177,46 +161,21 @@ impl Protocol {
         match &statement.kind {
             StatementKind::Ddl => {
                 cycle.ddl = true;
-                self.block_ddl = true;
+                self.tx.ran_ddl();
             }
             // A DO block or something not understood may run DDL and commit
             // on its own (DO and procedures may COMMIT).
             StatementKind::Unknown => {
                 cycle.ddl = true;
                 cycle.self_committing = true;
-                self.block_ddl = true;
+                self.tx.ran_ddl();
             }
             StatementKind::Call { .. } => cycle.self_committing = true,
             StatementKind::Transaction(command) => {
-                match command {
-                    // Even a BEGIN that names READ COMMITTED leaves the
-                    // isolation unknown: the probe at the block's first read
-                    // is also what takes the block's snapshot on the server,
-                    // as the client's own read would have (after it, a late
-                    // SET TRANSACTION ISOLATION fails as it does without the
-                    // proxy).
-                    TxCommand::Savepoint | TxCommand::Release => {}
-                    TxCommand::RollbackToSavepoint => {
-                        if self.block_dirty {
-                            self.context.forget_state();
-                        }
-                    }
-                    _ => {
-                        self.block_read_committed = None;
-                        if self.block_dirty {
-                            // The block's SETs end with it, or with the
-                            // rollback to a savepoint.
-                            self.context.forget_state();
-                        }
-                    }
+                if self.tx.on_command(command) {
+                    self.context.forget_state();
                 }
-                let commits_ddl = match command {
-                    TxCommand::Commit | TxCommand::PrepareTransaction => self.block_ddl,
-                    // A prepared transaction may hold DDL of another session.
-                    TxCommand::CommitPrepared => true,
-                    _ => false,
-                };
-                if commits_ddl && cycle.ddl_commit.is_none() {
+                if self.tx.commits_ddl(command) && cycle.ddl_commit.is_none() {
                     cycle.ddl_commit = Some(self.shared.engine.catalogs.begin_ddl_commit());
                 }
             }
@@ -244,7 +203,7 @@ impl Protocol {
         }
         if cycle.ddl && cycle.ddl_commit.is_none() {
             // In autocommit the DDL commits with this cycle; in a block it
-            // commits later (and `block_ddl` covers that), but marking the
+            // commits later (and `Transaction::commits_ddl` covers that), but marking the
             // catalog now costs nothing the COMMIT would not.
             cycle.ddl_commit = Some(self.shared.engine.catalogs.begin_ddl_commit());
         }
@@ -268,18 +227,8 @@ impl Protocol {
         if self.in_flight() {
             return Some(Bypass::Pipelined);
         }
-        match self.tx_status {
-            Some(TxStatus::Idle) => {}
-            Some(TxStatus::InTransaction) if !self.uncommitted.is_empty() => {
-                return Some(Bypass::TransactionWrote)
-            }
-            Some(TxStatus::InTransaction) => match self.block_read_committed {
-                Some(true) => {}
-                Some(false) => return Some(Bypass::Isolation),
-                None => return Some(Bypass::StateUnknown),
-            },
-            Some(TxStatus::Failed) => return Some(Bypass::FailedTransaction),
-            None => return Some(Bypass::Startup),
+        if let Some(reason) = self.tx.bypass() {
+            return Some(reason);
         }
         match self.context.probed() {
             None => Some(Bypass::StateUnknown),
@@ -288,8 +237,13 @@ impl Protocol {
         }
     }
 
+    /// The status of the server's last ReadyForQuery; `None` before the first.
+    pub fn tx_status(&self) -> Option<TxStatus> {
+        self.tx.status()
+    }
+
     fn status(&self) -> TxStatus {
-        self.tx_status.unwrap_or(TxStatus::Idle)
+        self.tx.status().unwrap_or(TxStatus::Idle)
     }
 
     fn planner<'a>(
@@ -418,7 +372,7 @@ impl Protocol {
     /// Writes in flight or not yet committed: if the session ends now, they may
     /// still have happened.
     pub fn has_pending_writes(&self) -> bool {
-        !self.uncommitted.is_empty() || self.cycles.iter().any(|c| !c.writes.is_empty())
+        self.tx.has_uncommitted() || self.cycles.may_write()
     }
 
     /// Nothing in flight, no transaction open: the session can end without
@@ -427,14 +381,14 @@ impl Protocol {
         self.cycles.is_empty()
             && self.batch.is_empty()
             && self.parked.is_none()
-            && self.tx_status == Some(TxStatus::Idle)
+            && self.tx.status() == Some(TxStatus::Idle)
     }
 
     /// Requests sent whole (with their Sync) and not answered yet. A batch
     /// whose Sync never came is not waited for: the server rolls it back when
     /// the connection closes.
     pub fn awaiting_answers(&self) -> bool {
-        self.cycles.iter().any(|c| !c.open)
+        self.cycles.awaiting_answers()
     }
 
     /// The client left: what to send the server so it finishes the requests in
@@ -450,8 +404,8 @@ impl Protocol {
     /// The session is over: whatever may have been written is invalidated.
     pub fn on_session_end(&mut self) {
         let engine = &self.shared.engine;
-        let mut writes = std::mem::take(&mut self.uncommitted);
-        for mut cycle in self.cycles.drain(..) {
+        let mut writes = self.tx.take_uncommitted();
+        for mut cycle in self.cycles.drain() {
             writes.add(cycle.effective_writes());
             cycle.abandon_capture();
         }

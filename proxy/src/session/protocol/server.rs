@@ -24,7 +24,7 @@ impl Protocol {
             match tag {
                 backend::READY_FOR_QUERY => {
                     self.cycles.pop_front();
-                    self.tx_status = TxStatus::from_message(message);
+                    self.tx.set_status(TxStatus::from_message(message));
                     if internal == Internal::Probe {
                         self.take_answer();
                     }
@@ -162,9 +162,9 @@ impl Protocol {
                 // catalog loaded after the commit.
                 drop(guard);
             }
-            writes.add(&self.uncommitted);
-            self.uncommitted = WriteSet::Nothing;
-            if std::mem::take(&mut self.block_ddl) {
+            let (block, ddl) = self.tx.committed();
+            writes.add(&block);
+            if ddl {
                 source = Source::Ddl;
             }
         }
@@ -176,19 +176,11 @@ impl Protocol {
     fn take_answer(&mut self) {
         match self.answer.take() {
             Some(Answer::State(probed)) => {
-                let in_block = self.tx_status == Some(TxStatus::InTransaction);
-                self.block_read_committed = in_block.then_some(probed.read_committed);
-                if !in_block {
-                    self.block_dirty = false;
-                }
+                self.tx.probed_state(probed.read_committed);
                 self.context.set_probed(probed);
             }
-            Some(Answer::Isolation { read_committed })
-                if self.tx_status == Some(TxStatus::InTransaction) =>
-            {
-                self.block_read_committed = Some(read_committed);
-            }
-            Some(Answer::Isolation { .. }) | None => {}
+            Some(Answer::Isolation { read_committed }) => self.tx.probed_isolation(read_committed),
+            None => {}
         }
     }
 
@@ -208,8 +200,7 @@ impl Protocol {
     fn finish_cycle(&mut self, message: &[u8]) {
         self.copy_in = false;
         let status = TxStatus::from_message(message);
-        let first = self.tx_status.is_none();
-        self.tx_status = status;
+        let first = self.tx.set_status(status);
         let engine = &self.shared.engine;
         let Some(mut cycle) = self.cycles.pop_front() else {
             if !first {
@@ -251,23 +242,15 @@ impl Protocol {
         if let Some(capture) = cycle.capture.take() {
             decision::complete(engine, capture, !cycle.failed);
         }
-        self.uncommitted.add(&writes);
+        let block_ended = self.tx.cycle_ended(&writes);
         self.shared.stats.record_cycle(
             cycle.outcome,
             cycle.started,
             cycle.fingerprint.as_ref().map(|(id, f)| (*id, f)),
         );
-        if status != Some(TxStatus::InTransaction) && status != Some(TxStatus::Failed) {
+        if let Some((writes, source)) = block_ended {
             // Committed (or rolled back): invalidate what the block wrote, again.
-            let source = if self.block_ddl {
-                Source::Ddl
-            } else {
-                Source::Write
-            };
-            engine.invalidate(&self.uncommitted, source);
-            self.uncommitted = WriteSet::Nothing;
-            self.block_read_committed = None;
-            self.block_ddl = false;
+            engine.invalidate(&writes, source);
         }
     }
 }
