@@ -146,7 +146,8 @@ async fn follow(
                 };
                 transactions.inc();
                 if committed.ddl {
-                    catalog.mark_stale();
+                    // Before any later commit is resolved (see ddl.rs).
+                    super::ddl::reload_at_commit(&shared.engine, catalog, committed.xid).await;
                 }
                 let writes = if committed.ddl {
                     WriteSet::Everything

@@ -58,7 +58,7 @@ pub enum Check {
 }
 
 /// The xids to wait for.
-enum Pending {
+pub(super) enum Pending {
     /// Decoded 32-bit xids.
     Decoded(Vec<u32>),
     /// Whatever is in progress when the check begins.
@@ -119,7 +119,7 @@ async fn run(shared: Arc<Shared>, catalog: Arc<DbCatalog>, mut rx: mpsc::Receive
 
 /// Returns once none of `pending` is in progress, once `patience` has
 /// passed, or after [`MAX_FAILED_CHECKS`] failed attempts in a row.
-async fn wait_visible(
+pub(super) async fn wait_visible(
     client: &mut Option<Client>,
     catalog: &DbCatalog,
     pending: Pending,
