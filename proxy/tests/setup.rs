@@ -530,3 +530,87 @@ async fn a_table_renamed_on_the_server_and_its_name_reused_invalidate_the_right_
     );
     proxy.shutdown().await.unwrap();
 }
+
+/// The DDL's commit is decoded a moment before snapshots see it (here held
+/// in the proc array by a synchronous-standby wait that never ends until it
+/// is cancelled). A catalog reload in that moment would miss the new table
+/// and count as current for the next 60 s; the feed waits until the DDL is
+/// visible, and only then reloads and goes on with later commits.
+#[tokio::test]
+async fn ddl_decoded_before_it_is_visible_is_in_the_reloaded_catalog() {
+    let cluster =
+        Cluster::start(ClusterOptions::scram().setting("synchronous_standby_names", "phantom"))
+            .expect("a cluster of our own");
+    let db = setup_db(
+        &cluster,
+        "setup_ddl_race",
+        "CREATE TABLE marker (n int); INSERT INTO marker VALUES (0);",
+    );
+    setup_ok(&cluster, &db, &[]).await;
+    let proxy = proxy_with_feed(&cluster).await;
+    let client = connect(&cluster, proxy.addr, &db).await;
+    let direct = connect(&cluster, cluster.addr(), &db).await;
+    let ddl = connect(&cluster, cluster.addr(), &db).await;
+    value(&client, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+    feed_caught_up(&proxy, &client, &direct, 1).await;
+
+    let transactions = proxy
+        .shared
+        .stats
+        .feed
+        .transactions
+        .with_label_values(&[&db]);
+    let before = transactions.get();
+    let ddl_pid = value(&ddl, "SELECT pg_backend_pid()::text").await;
+    // The testkit's clusters default to synchronous_commit = off, which never
+    // waits for a standby; this session waits until cancelled.
+    ddl.batch_execute("SET synchronous_commit = on")
+        .await
+        .unwrap();
+    let commit =
+        tokio::spawn(async move { ddl.batch_execute("CREATE TABLE newcomer (v int)").await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while transactions.get() == before {
+        assert!(Instant::now() < deadline, "the feed never decoded the DDL");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        value(
+            &direct,
+            "SELECT count(*)::text FROM pg_class WHERE relname = 'newcomer'"
+        )
+        .await,
+        "0",
+        "the DDL is not visible yet"
+    );
+    // A later commit, and sessions asking for the catalog, while the DDL is
+    // decoded but not visible.
+    direct
+        .batch_execute("INSERT INTO marker VALUES (2)")
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        value(&client, "SELECT max(n)::text FROM marker").await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+
+    direct
+        .batch_execute(&format!("SELECT pg_cancel_backend({ddl_pid})"))
+        .await
+        .unwrap();
+    commit.await.unwrap().expect("the DDL went through");
+    // Reads of the marker may not have been stored while the DDL was
+    // pending; a write made now and seen through the proxy proves the
+    // stream is past the DDL.
+    fresh_within_bound(&client, "SELECT max(n)::text FROM marker", "2").await;
+    feed_caught_up(&proxy, &client, &direct, 3).await;
+    let unresolved = proxy.shared.stats.bypasses("unresolved_relation");
+    cached(&proxy, &client, "SELECT count(*)::text FROM newcomer", "0").await;
+    assert_eq!(
+        proxy.shared.stats.bypasses("unresolved_relation"),
+        unresolved,
+        "the catalog was reloaded before the new table was visible"
+    );
+    proxy.shutdown().await.unwrap();
+}
