@@ -301,10 +301,24 @@ async fn setup_says_exactly_what_is_missing() {
     assert!(stderr(&out).contains("cannot connect"), "{}", stderr(&out));
 }
 
+/// With setup done and `wal_level` lowered afterwards, users' DDL still
+/// works; setup then refuses, naming the setting and its fix, while
+/// `--remove` (which does not need it) works.
 #[tokio::test]
-async fn setup_needs_wal_level_logical() {
-    let cluster = Cluster::start(ClusterOptions::scram().setting("wal_level", "replica"))
-        .expect("a cluster of our own");
+async fn setup_needs_wal_level_logical_and_user_ddl_survives_it_lowered() {
+    let cluster = Cluster::start(ClusterOptions::scram()).expect("a cluster of our own");
+    setup_ok(&cluster, "postgres", &[]).await;
+    cluster
+        .psql("postgres", "ALTER SYSTEM SET wal_level = replica")
+        .unwrap();
+    cluster.restart().expect("restart with wal_level = replica");
+    let direct = connect(&cluster, cluster.addr(), "postgres").await;
+    assert_eq!(value(&direct, "SHOW wal_level").await, "replica");
+    direct
+        .batch_execute("CREATE TABLE after_lowering (v int); DROP TABLE after_lowering")
+        .await
+        .expect("DDL works with the triggers in and wal_level lowered");
+
     let out = setup(vec![
         "--upstream".into(),
         superuser_url(&cluster, "postgres"),
@@ -317,6 +331,11 @@ async fn setup_needs_wal_level_logical() {
             && err.contains("ALTER SYSTEM SET wal_level = logical, then restart the server"),
         "{err}"
     );
+    assert!(
+        !err.contains("superuser:") && !err.contains("REPLICATION"),
+        "{err}"
+    );
+    setup_ok(&cluster, "postgres", &["--remove"]).await;
     assert_eq!(
         installed(&cluster, "postgres").await,
         ("0".into(), "0".into())
@@ -613,4 +632,95 @@ async fn ddl_decoded_before_it_is_visible_is_in_the_reloaded_catalog() {
         "the catalog was reloaded before the new table was visible"
     );
     proxy.shutdown().await.unwrap();
+}
+
+/// What the triggers write into the WAL: one transactional message per DDL
+/// statement that names what it changed, none for temporary objects or for
+/// DDL rolled back, and at most 50 objects however many a statement drops.
+#[tokio::test]
+async fn the_messages_name_what_changed_and_stay_small() {
+    let cluster = Cluster::shared();
+    let db = setup_db(cluster, "setup_messages", "CREATE SCHEMA crowd");
+    setup_ok(cluster, &db, &[]).await;
+    let direct = connect(cluster, cluster.addr(), &db).await;
+    // Temporary: the server drops it when this session ends.
+    direct
+        .batch_execute(
+            "SELECT pg_create_logical_replication_slot('setup_messages_slot', 'test_decoding', true)",
+        )
+        .await
+        .unwrap();
+    for statement in [
+        "CREATE TABLE announced (v int)",
+        "CREATE TEMP TABLE scratch (v int)",
+        "DROP TABLE scratch",
+        "BEGIN; CREATE TABLE rolled_back (v int); ROLLBACK",
+        "DROP TABLE announced",
+        "DO $$ BEGIN FOR i IN 1..60 LOOP EXECUTE format('CREATE TABLE crowd.t%s (v int)', i); END LOOP; END $$",
+        "DROP SCHEMA crowd CASCADE",
+    ] {
+        direct
+            .batch_execute(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let rows = direct
+        .query(
+            "SELECT data FROM pg_logical_slot_get_changes('setup_messages_slot', NULL, NULL) \
+             WHERE data LIKE 'message:%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    direct
+        .batch_execute("SELECT pg_drop_replication_slot('setup_messages_slot')")
+        .await
+        .unwrap();
+    let messages: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let line: String = row.get(0);
+            assert!(
+                line.starts_with("message: transactional: 1 prefix: pgcache, sz: "),
+                "{line}"
+            );
+            assert!(line.len() < 16 * 1024, "a message of {} bytes", line.len());
+            let (_, content) = line.split_once("content:").expect("content");
+            serde_json::from_str(content).unwrap_or_else(|e| panic!("{content}: {e}"))
+        })
+        .collect();
+    let all = serde_json::to_string(&messages).unwrap();
+    assert!(
+        !all.contains("scratch"),
+        "temporary objects announced: {all}"
+    );
+    assert!(
+        !all.contains("rolled_back"),
+        "rolled-back DDL announced: {all}"
+    );
+    let named = |event: &str, tag: &str, identity: &str| {
+        messages.iter().any(|m| {
+            m["event"] == event
+                && m["tag"] == tag
+                && m["objects"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|o| o["identity"] == identity))
+        })
+    };
+    assert!(named("ddl", "CREATE TABLE", "public.announced"), "{all}");
+    assert!(named("drop", "DROP TABLE", "public.announced"), "{all}");
+    assert!(named("ddl", "CREATE TABLE", "crowd.t60"), "{all}");
+    let cascade = messages
+        .iter()
+        .find(|m| m["event"] == "drop" && m["tag"] == "DROP SCHEMA")
+        .unwrap_or_else(|| panic!("no message for DROP SCHEMA: {all}"));
+    assert_eq!(
+        cascade["objects"].as_array().unwrap().len(),
+        50,
+        "{cascade}"
+    );
+    assert!(cascade["more"].as_i64().unwrap() > 60, "{cascade}");
+    // One per statement: 1 + 1 + 60 + 1 (DROP TABLE's ddl_command_end names
+    // nothing; sql_drop does).
+    assert_eq!(messages.len(), 63, "{all}");
 }
