@@ -19,6 +19,7 @@
 //! [cache]
 //! enabled = true               # master switch; false forwards everything uncached
 //! max_memory = "256MiB"        # byte budget of the store (> 0)
+//! max_lag = "250ms"            # change feed: serve a database only this close behind the server
 //!
 //! [defaults]                   # for every table no rule names
 //! cache = true                 # false: cache only tables that a rule allows
@@ -51,6 +52,11 @@
 //!   forwarding but caches nothing.
 //! - `max_memory` (size, default `"256MiB"`): the store's byte budget; must be
 //!   more than zero (turn caching off with `enabled = false`).
+//! - `max_lag` (duration, default `"250ms"`): with the change feed on
+//!   (`--change-feed auto|required`), a database is served from the cache
+//!   only while its feed is at most this far behind the server; beyond, its
+//!   requests pass through (`bypass{reason="feed_lagging"}`). More than zero,
+//!   at most `"1h"`. Without a feed it does nothing.
 //!
 //! ## `[defaults]`
 //! - `cache` (bool, default `true`): whether tables that no rule names are
@@ -121,8 +127,8 @@ mod validate;
 pub use error::{PolicyError, PolicyErrors};
 pub use fingerprint::canonical_fingerprint;
 pub use model::{
-    FunctionRule, Policy, QueryRule, TableRuleSpec, DEFAULT_MAX_ENTRY_SIZE, DEFAULT_MAX_MEMORY,
-    DEFAULT_TTL, MAX_TTL,
+    FunctionRule, Policy, QueryRule, TableRuleSpec, DEFAULT_MAX_ENTRY_SIZE, DEFAULT_MAX_LAG,
+    DEFAULT_MAX_MEMORY, DEFAULT_TTL, MAX_MAX_LAG, MAX_TTL,
 };
 pub use names::{NameError, QualifiedName};
 pub use resolve::{DecidedBy, Resolution, RuleSource, TableRule};

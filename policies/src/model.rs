@@ -17,6 +17,10 @@ use crate::units::{ser, MIB};
 
 /// `[cache] max_memory` when not set: 256MiB.
 pub const DEFAULT_MAX_MEMORY: u64 = 256 * MIB;
+/// `[cache] max_lag` when not set: 250ms.
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_millis(250);
+/// The longest accepted max_lag.
+pub const MAX_MAX_LAG: Duration = Duration::from_secs(3600);
 /// `[defaults] ttl` when not set: 60s.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 /// `[defaults] max_entry_size` when not set: 1MiB.
@@ -32,6 +36,7 @@ pub const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 pub struct Policy {
     pub(crate) enabled: bool,
     pub(crate) max_memory: u64,
+    pub(crate) max_lag: Duration,
     pub(crate) default_cache: bool,
     pub(crate) default_ttl: Duration,
     pub(crate) default_max_entry_size: u64,
@@ -124,6 +129,7 @@ impl Default for Policy {
         Policy {
             enabled: true,
             max_memory: DEFAULT_MAX_MEMORY,
+            max_lag: DEFAULT_MAX_LAG,
             default_cache: true,
             default_ttl: DEFAULT_TTL,
             default_max_entry_size: DEFAULT_MAX_ENTRY_SIZE,
@@ -161,6 +167,12 @@ impl Policy {
     /// `[cache] max_memory`: the store's byte budget.
     pub fn max_memory(&self) -> u64 {
         self.max_memory
+    }
+
+    /// `[cache] max_lag`: under the change feed, a database is served from
+    /// the cache only while its feed is at most this far behind the server.
+    pub fn max_lag(&self) -> Duration {
+        self.max_lag
     }
 
     /// `[defaults] cache`: whether a table no rule names is cached.

@@ -107,6 +107,21 @@ fn cache_section_keys() {
 }
 
 #[test]
+fn max_lag_defaults_to_250ms_and_must_be_positive_and_bounded() {
+    assert_eq!(parse("").max_lag(), Duration::from_millis(250));
+    assert_eq!(
+        parse("[cache]\nmax_lag = \"2s\"\n").max_lag(),
+        Duration::from_secs(2)
+    );
+    for bad in ["\"0s\"", "\"2h\"", "\"soon\"", "true"] {
+        let err = Policy::parse(&format!("[cache]\nmax_lag = {bad}\n"), None)
+            .expect_err(bad)
+            .to_string();
+        assert!(err.contains("max_lag"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn defaults_section_keys() {
     let p = parse("[defaults]\ncache = false\nttl = \"2m\"\nmax_entry_size = \"64KiB\"\n");
     assert!(!p.default_cache());
@@ -348,7 +363,7 @@ fn unknown_key_at_top_level() {
 fn unknown_key_in_cache_section() {
     assert_eq!(
         error("[cache]\nenabled = true\n  max_mem = \"1GiB\"\n"),
-        "policy.toml:3:3: cache.max_mem: unknown key \"max_mem\"; expected one of: enabled, max_memory"
+        "policy.toml:3:3: cache.max_mem: unknown key \"max_mem\"; expected one of: enabled, max_memory, max_lag"
     );
 }
 

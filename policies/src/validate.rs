@@ -14,13 +14,14 @@ use toml::de::{DeTable, DeValue};
 use crate::error::{KeyPath, PolicyError, PolicyErrors};
 use crate::fingerprint::canonical_fingerprint;
 use crate::model::{
-    hash_hex, FunctionEntry, FunctionRule, Policy, QueryRule, TableEntry, TableRuleSpec, MAX_TTL,
+    hash_hex, FunctionEntry, FunctionRule, Policy, QueryRule, TableEntry, TableRuleSpec,
+    MAX_MAX_LAG, MAX_TTL,
 };
 use crate::names::{parse_pattern, QualifiedName, TablePattern};
 use crate::raw::{Node, Reader};
 
 const TOP_KEYS: &[&str] = &["cache", "defaults", "tables", "queries", "functions"];
-const CACHE_KEYS: &[&str] = &["enabled", "max_memory"];
+const CACHE_KEYS: &[&str] = &["enabled", "max_memory", "max_lag"];
 const DEFAULTS_KEYS: &[&str] = &["cache", "ttl", "max_entry_size"];
 const TABLE_KEYS: &[&str] = &["cache", "ttl", "max_entry_size", "trigger_writes"];
 const QUERY_KEYS: &[&str] = &["cache", "ttl"];
@@ -120,6 +121,11 @@ fn cache_section(r: &mut Reader<'_>, node: &Node<'_>, key: &KeyPath, policy: &mu
                     policy.max_memory = n;
                 }
             }
+            "max_lag" => {
+                if let Some(d) = max_lag(r, v, &key) {
+                    policy.max_lag = d;
+                }
+            }
             _ => {}
         }
     }
@@ -174,6 +180,20 @@ fn ttl(r: &mut Reader<'_>, node: &Node<'_>, key: &KeyPath) -> Option<Duration> {
             node.span().start,
             key,
             format!("invalid ttl {written:?}: ttl must be at most 87600h (10 years)"),
+        );
+        return None;
+    }
+    Some(d)
+}
+
+fn max_lag(r: &mut Reader<'_>, node: &Node<'_>, key: &KeyPath) -> Option<Duration> {
+    let d = r.duration(node, key)?;
+    let written = node.get_ref().as_str().unwrap_or_default();
+    if d.is_zero() || d > MAX_MAX_LAG {
+        r.error(
+            node.span().start,
+            key,
+            format!("invalid max_lag {written:?}: max_lag must be greater than 0 and at most 1h"),
         );
         return None;
     }

@@ -92,9 +92,13 @@ reasons! {
     /// An answer came that no request asked for: the session is not
     /// cached any more.
     ProtocolDesync = "protocol_desync",
-    /// `--change-feed required`, and the database's change feed is not
-    /// streaming: commits made around the proxy could be missed.
+    /// The database's change feed is not streaming (`--change-feed
+    /// required`, or `auto` once the database's feed has streamed): commits
+    /// made around the proxy could be missed.
     FeedDown = "feed_down",
+    /// The database's change feed is more than the policy's `max_lag`
+    /// behind the server.
+    FeedLagging = "feed_lagging",
     // ---- what the read reads and runs
     /// A function that is not IMMUTABLE (and not declared cacheable).
     VolatileFunction = "volatile_function",

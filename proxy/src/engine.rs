@@ -47,6 +47,57 @@ impl WriteSet {
     }
 }
 
+/// Where an invalidation comes from: the `source` label of
+/// `pgcache_invalidations_total`, so an operator sees whether the cache is
+/// emptied by the proxy's own traffic, by writes made around it, or by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A write relayed by this proxy (a statement, or the COMMIT of its block).
+    Write,
+    /// DDL relayed by this proxy, or a write planned before a DDL commit.
+    Ddl,
+    /// A commit decoded from the change feed.
+    Feed,
+    /// A change feed stream started or was lost: what committed while no
+    /// stream listened is unknown.
+    FeedRestart,
+    /// The admin API or console.
+    Operator,
+    /// A policy reload.
+    Policy,
+    /// The upstream went away.
+    UpstreamLost,
+    /// A session whose answers no longer match its requests.
+    Desync,
+}
+
+impl Source {
+    pub const ALL: [Source; 8] = [
+        Source::Write,
+        Source::Ddl,
+        Source::Feed,
+        Source::FeedRestart,
+        Source::Operator,
+        Source::Policy,
+        Source::UpstreamLost,
+        Source::Desync,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Write => "write",
+            Source::Ddl => "ddl",
+            Source::Feed => "feed",
+            Source::FeedRestart => "feed_restart",
+            Source::Operator => "operator",
+            Source::Policy => "policy",
+            Source::UpstreamLost => "upstream_lost",
+            Source::Desync => "desync",
+        }
+    }
+}
+
 /// How long a follower waits for the leader's result before it goes upstream itself.
 pub const COALESCE_WAIT: Duration = Duration::from_secs(5);
 /// Analyses kept (distinct statement shapes).
@@ -173,30 +224,54 @@ impl Engine {
         (u64::from(db_index) << 32) | u64::from(oid)
     }
 
-    /// Invalidates what `writes` names. Called after the server acknowledged the
-    /// write and before the acknowledgement is relayed.
-    pub fn invalidate(&self, writes: &WriteSet) {
+    /// The pseudo-relation every entry read from database `db_index` records
+    /// (OID 0 is no relation's): bumping it drops that database's entries
+    /// and no other's.
+    pub fn database_id(db_index: u32) -> RelationId {
+        Engine::relation_id(db_index, 0)
+    }
+
+    /// The one entry point of invalidation, whatever its source. Writes are
+    /// invalidated after the server acknowledged them and before the
+    /// acknowledgement is relayed.
+    pub fn invalidate(&self, writes: &WriteSet, source: Source) {
+        let source = source.label();
         match writes {
             WriteSet::Nothing => {}
             WriteSet::Relations(ids) => {
                 self.generations.bump(ids);
                 for &id in ids {
+                    let table = if id & 0xFFFF_FFFF == 0 {
+                        Arc::from("(database)")
+                    } else {
+                        self.tables.label(id)
+                    };
                     self.invalidations
-                        .with_label_values(&[&*self.tables.label(id)])
+                        .with_label_values(&[&*table, source])
                         .inc();
                 }
             }
             WriteSet::Everything => {
                 self.generations.bump_all();
-                self.invalidations.with_label_values(&["(all)"]).inc();
+                self.invalidations
+                    .with_label_values(&["(all)", source])
+                    .inc();
             }
         }
+    }
+
+    /// Every entry read from database `db_index`, and only those.
+    pub fn invalidate_database(&self, db_index: u32, source: Source) {
+        self.invalidate(
+            &WriteSet::Relations(vec![Engine::database_id(db_index)]),
+            source,
+        );
     }
 
     /// The upstream went away (restart, crash, network): writes may have been
     /// missed or lost in recovery, so nothing cached before is trusted.
     pub fn upstream_lost(&self) {
-        self.invalidate(&WriteSet::Everything);
+        self.invalidate(&WriteSet::Everything, Source::UpstreamLost);
         self.store.clear();
     }
 
@@ -205,6 +280,7 @@ impl Engine {
     pub fn apply_policy(&self, policy: &Policy) {
         self.store.set_max_bytes(policy.max_memory());
         self.store.set_max_entry_bytes(policy.max_entry_size());
+        self.invalidate(&WriteSet::Everything, Source::Policy);
         self.store.clear();
     }
 }

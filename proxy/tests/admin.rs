@@ -60,7 +60,7 @@ async fn metrics_move_with_traffic_and_the_api_works() {
     assert!(m("pgcache_queries_total{result=\"miss\"}") >= 3.0);
     assert!(m("pgcache_queries_total{result=\"bypass\"}") >= 1.0);
     assert!(m("pgcache_bypass_total{reason=\"not_select\"}") >= 1.0);
-    assert!(m("pgcache_invalidations_total{table=\"public.items\"}") >= 1.0);
+    assert!(m("pgcache_invalidations_total{source=\"write\",table=\"public.items\"}") >= 1.0);
     assert!(m("pgcache_evictions_total") >= 1.0);
     assert!(m("pgcache_cache_entries") >= 1.0);
     assert!(m("pgcache_cache_bytes") <= m("pgcache_cache_max_bytes"));

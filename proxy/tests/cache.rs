@@ -57,6 +57,48 @@ async fn repeated_reads_hit_and_writes_through_the_proxy_invalidate() {
     proxy.shutdown().await.unwrap();
 }
 
+/// Without the change feed, a table created straight on the server is
+/// unknown to the proxy's catalog: the first read naming it asks for a
+/// reload (at most one a second), so it is cached soon after, not at the
+/// periodic refresh a minute later.
+#[tokio::test]
+async fn a_table_created_around_the_proxy_is_cached_within_a_second() {
+    let cluster = Cluster::shared();
+    let db = setup_db(cluster, "cache_unknown_table", "SELECT 1");
+    let proxy = proxy(cluster).await;
+    let client = connect(cluster, proxy.addr, &db).await;
+    let direct = connect(cluster, cluster.addr(), &db).await;
+    assert_eq!(value(&client, "SELECT 1::text").await, "1"); // the catalog loads
+    direct
+        .batch_execute(
+            "CREATE TABLE late (k int PRIMARY KEY, v text); INSERT INTO late VALUES (1, 'x')",
+        )
+        .await
+        .unwrap();
+    let q = "SELECT v FROM late WHERE k = 1";
+    let unresolved = proxy.shared.stats.bypasses("unresolved_relation");
+    assert_eq!(value(&client, q).await, "x");
+    assert_eq!(
+        proxy.shared.stats.bypasses("unresolved_relation"),
+        unresolved + 1,
+        "unknown at first"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let hits = proxy.shared.stats.queries("hit");
+        assert_eq!(value(&client, q).await, "x");
+        if proxy.shared.stats.queries("hit") > hits {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never cached: the catalog was not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn read_your_own_writes_inside_a_transaction() {
     let cluster = Cluster::shared();

@@ -37,7 +37,7 @@ const METRICS: &[(&str, &[&str])] = &[
     ("pgcache_evictions_total", &[]),
     ("pgcache_expirations_total", &[]),
     ("pgcache_coalesced_total", &[]),
-    ("pgcache_invalidations_total", &["table"]),
+    ("pgcache_invalidations_total", &["table", "source"]),
     ("pgcache_client_connections", &[]),
     ("pgcache_upstream_connections", &[]),
     ("pgcache_upstream_errors_total", &[]),

@@ -373,7 +373,7 @@ async fn required_mode_serves_hits_only_while_the_feed_streams() {
         .stats
         .feed
         .restarts
-        .with_label_values(&[&db, "server"]);
+        .with_label_values(&[&db, "privilege"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while restarts.get() == 0 {
         assert_eq!(value(&client, q).await, "one");
@@ -450,6 +450,172 @@ async fn a_terminated_walsender_restarts_the_feed_and_nothing_is_missed() {
         .await
         .unwrap();
     fresh_within_bound(&client, q, "three").await;
+    proxy.shutdown().await.unwrap();
+}
+
+/// A feed lost in one database drops that database's entries only.
+#[tokio::test]
+async fn a_feed_loss_drops_only_its_own_databases_entries() {
+    let cluster = Cluster::shared();
+    let schema = "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one');";
+    let lost = setup_db(cluster, "feed_loss_here", schema);
+    let kept = setup_db(cluster, "feed_loss_elsewhere", schema);
+    let proxy = proxy_with_feed(cluster).await;
+    let lost_client = connect(cluster, proxy.addr, &lost).await;
+    let kept_client = connect(cluster, proxy.addr, &kept).await;
+    let direct = connect(cluster, cluster.addr(), &lost).await;
+    value(&lost_client, "SELECT 1").await;
+    value(&kept_client, "SELECT 1").await;
+    wait_for_feed(&proxy, &lost).await;
+    wait_for_feed(&proxy, &kept).await;
+    let q = "SELECT v FROM kv WHERE k = 1";
+    cached(&proxy, &lost_client, q, "one").await;
+    cached(&proxy, &kept_client, q, "one").await;
+    let entries = proxy.shared.engine.store.len();
+
+    let restarts = proxy
+        .shared
+        .stats
+        .feed
+        .restarts
+        .with_label_values(&[&lost, "server"]);
+    value(
+        &direct,
+        &format!(
+            "SELECT count(pg_terminate_backend(active_pid))::text FROM pg_replication_slots \
+             WHERE slot_name LIKE 'pgcache\\_{}\\_%' AND database = '{lost}'",
+            std::process::id()
+        ),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while restarts.get() == 0 {
+        assert!(Instant::now() < deadline, "the loss was not counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for_feed(&proxy, &lost).await;
+    // The other database's entry is still served, without going upstream.
+    let hits = proxy.shared.stats.queries("hit");
+    assert_eq!(value(&kept_client, q).await, "one");
+    assert_eq!(
+        proxy.shared.stats.queries("hit"),
+        hits + 1,
+        "kept entry served"
+    );
+    // The lost database's entry was dropped: its next read is a miss.
+    let misses = proxy.shared.stats.queries("miss");
+    assert_eq!(value(&lost_client, q).await, "one");
+    assert_eq!(
+        proxy.shared.stats.queries("miss"),
+        misses + 1,
+        "lost entry dropped"
+    );
+    let feed_restart = proxy
+        .shared
+        .stats
+        .invalidations
+        .with_label_values(&["(database)", "feed_restart"])
+        .get();
+    assert!(feed_restart >= 2, "{feed_restart}");
+    assert!(entries >= 2);
+    proxy.shutdown().await.unwrap();
+}
+
+/// Sends `signal` to a server process (the tests run as root or as the
+/// server's owner).
+fn signal(pid: &str, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Resumes a stopped walsender however the test ends.
+struct Resume(String);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        signal(&self.0, "CONT");
+    }
+}
+
+/// A stalled stream (its walsender stopped: no error and no message, as
+/// with a half-open network path) stops serving hits once it is `max_lag`
+/// behind: a write made meanwhile is never read stale past that bound.
+#[tokio::test]
+async fn a_stalled_feed_serves_no_hit_past_max_lag() {
+    let cluster = Cluster::shared();
+    let db = setup_db(
+        cluster,
+        "feed_stalled",
+        "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one');",
+    );
+    let proxy = proxy_with_feed(cluster).await;
+    let client = connect(cluster, proxy.addr, &db).await;
+    let direct = connect(cluster, cluster.addr(), &db).await;
+    value(&client, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+    let q = "SELECT v FROM kv WHERE k = 1";
+    cached(&proxy, &client, q, "one").await;
+    let max_lag = proxy.shared.engine.policy.load().max_lag();
+    assert_eq!(max_lag, Duration::from_millis(250), "the default");
+
+    let walsender = value(
+        &direct,
+        &format!(
+            "SELECT active_pid::text FROM pg_replication_slots \
+             WHERE slot_name LIKE 'pgcache\\_{}\\_%' AND database = '{db}'",
+            std::process::id()
+        ),
+    )
+    .await;
+    signal(&walsender, "STOP");
+    let resume = Resume(walsender);
+    direct
+        .batch_execute("UPDATE kv SET v = 'two' WHERE k = 1")
+        .await
+        .unwrap();
+    let written = Instant::now();
+    // Within max_lag the old value may still be served; past it, never.
+    tokio::time::sleep(max_lag + Duration::from_millis(50)).await;
+    let lagging = proxy.shared.stats.bypasses("feed_lagging");
+    let hits = proxy.shared.stats.queries("hit");
+    while written.elapsed() < Duration::from_secs(2) {
+        assert_eq!(
+            value(&client, q).await,
+            "two",
+            "a stale read while the feed stalls"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(proxy.shared.stats.bypasses("feed_lagging") > lagging);
+    assert_eq!(
+        proxy.shared.stats.queries("hit"),
+        hits,
+        "no hit while stalled"
+    );
+    let seconds = proxy
+        .shared
+        .stats
+        .feed
+        .lag_seconds
+        .with_label_values(&[&db])
+        .get();
+    assert!(seconds > max_lag.as_secs_f64(), "lag gauge {seconds}");
+
+    // Resumed, it catches up and the cache serves again.
+    drop(resume);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let hits = proxy.shared.stats.queries("hit");
+        assert_eq!(value(&client, q).await, "two");
+        if proxy.shared.stats.queries("hit") > hits {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no hit after the feed caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     proxy.shutdown().await.unwrap();
 }
 
@@ -581,7 +747,7 @@ async fn after_a_server_restart_the_feed_streams_again() {
         began.elapsed()
     );
     let restarts = || {
-        ["connection", "server", "protocol", "catalog"]
+        pgcache::feed::FeedError::REASONS
             .iter()
             .map(|reason| {
                 proxy

@@ -135,6 +135,7 @@ pub(crate) fn server_settings(port: u16, socket_dir: &Path, extra: &[(String, St
          wal_level = logical\n\
          fsync = off\n\
          synchronous_commit = off\n\
+         wal_writer_delay = 10ms\n\
          full_page_writes = off\n\
          password_encryption = 'scram-sha-256'\n\
          logging_collector = off\n\

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::{Mutex, MutexGuard};
@@ -39,7 +39,16 @@ pub struct DbCatalog {
     /// When a session last asked for the snapshot, in milliseconds since
     /// `clock_base()`.
     last_used: AtomicU64,
+    /// When a name the snapshot did not know last asked for a reload (millis
+    /// since `clock_base()`, plus one; 0: never).
+    unknown_name_reload: AtomicU64,
 }
+
+/// Names a snapshot does not know ask for a reload at most this often: a
+/// table created around the proxy is cached within about this long, and a
+/// query naming a table that never exists (or a temporary one, which the
+/// catalog never lists) costs one reload a second, not one per query.
+pub const UNKNOWN_NAME_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// The origin of `last_used` readings.
 fn clock_base() -> Instant {
@@ -68,6 +77,7 @@ impl DbCatalog {
             control: Mutex::new(None),
             failure: StdMutex::new(None),
             last_used: AtomicU64::new(millis_since_base(Instant::now())),
+            unknown_name_reload: AtomicU64::new(0),
         }
     }
 
@@ -85,6 +95,27 @@ impl DbCatalog {
     /// The next [`snapshot`](DbCatalog::snapshot) call must reload (after DDL).
     pub fn mark_stale(&self) {
         self.requested.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A query named a relation the snapshot does not know (created around
+    /// the proxy since the last load?): reload, at most once every
+    /// [`UNKNOWN_NAME_RELOAD_EVERY`]. Returns whether a reload was asked for.
+    pub fn unknown_name(&self, now: Instant) -> bool {
+        let at = millis_since_base(now) + 1;
+        let last = self.unknown_name_reload.load(Ordering::Relaxed);
+        if last != 0 && u128::from(at - last.min(at)) < UNKNOWN_NAME_RELOAD_EVERY.as_millis() {
+            return false;
+        }
+        if self
+            .unknown_name_reload
+            .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            // Another session asked at this very moment.
+            return false;
+        }
+        self.mark_stale();
+        true
     }
 
     /// Closes the control connection if no session asked for the snapshot

@@ -69,15 +69,52 @@ impl FeedError {
     }
 
     /// Every [`reason`](FeedError::reason).
-    pub const REASONS: &'static [&'static str] = &["connection", "server", "protocol", "catalog"];
+    pub const REASONS: &'static [&'static str] = &[
+        "connection",
+        "privilege",
+        "wal_level",
+        "slots",
+        "server",
+        "protocol",
+        "catalog",
+    ];
 
-    /// A short label for the restart metric.
+    /// A short label for the restart metric: the refusals an operator fixes
+    /// with one setting have their own.
     pub fn reason(&self) -> &'static str {
         match self {
             FeedError::Io(_) => "connection",
+            // "must be superuser or replication role to start walsender"
+            FeedError::Server { code, .. } if code == "42501" => "privilege",
+            // "logical decoding requires wal_level >= logical"
+            FeedError::Server { code, message }
+                if code == "55000" && message.contains("wal_level") =>
+            {
+                "wal_level"
+            }
+            // "all replication slots are in use", "number of requested
+            // standby connections exceeds max_wal_senders"
+            FeedError::Server { code, .. } if code == "53400" => "slots",
             FeedError::Server { .. } => "server",
             FeedError::Protocol(_) => "protocol",
             FeedError::Catalog(_) => "catalog",
+        }
+    }
+
+    /// What the operator can do about it, when one setting fixes it.
+    pub fn hint(&self, user: &str) -> Option<String> {
+        match self.reason() {
+            "privilege" => Some(format!(
+                "the service account needs the REPLICATION attribute: ALTER ROLE \"{user}\" REPLICATION"
+            )),
+            "wal_level" => Some(
+                "the server needs ALTER SYSTEM SET wal_level = logical, then a restart".to_string(),
+            ),
+            "slots" => Some(
+                "raise max_replication_slots and max_wal_senders on the server (each database the proxy follows takes one of each)"
+                    .to_string(),
+            ),
+            _ => None,
         }
     }
 }

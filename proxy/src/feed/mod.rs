@@ -22,6 +22,7 @@ mod connection;
 mod ddl;
 mod decode;
 mod gate;
+mod lag;
 mod stream;
 mod visibility;
 
@@ -29,16 +30,16 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec};
+use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGaugeVec};
 use tokio::sync::mpsc;
 
 use crate::catalog::DbCatalog;
-use crate::engine::WriteSet;
+use crate::engine::Source;
 use crate::server::Shared;
 
 pub use board::{DbFeed, FeedBoard};
 pub use connection::FeedError;
-pub use gate::FeedGate;
+pub use gate::{DbGate, FeedGate};
 
 /// `--change-feed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,9 +94,11 @@ pub struct FeedMetrics {
     /// `pgcache_feed_lag_bytes{database}`: WAL the server has and the stream
     /// has not handled yet.
     pub lag_bytes: IntGaugeVec,
-    /// `pgcache_feed_lag_seconds{database}`: time since the stream was last
-    /// caught up with the server's WAL (0 while it is).
+    /// `pgcache_feed_lag_seconds{database}`: how stale a hit may be (see
+    /// `lag.rs`).
     pub lag_seconds: GaugeVec,
+    /// `pgcache_feed_max_lag_seconds`: the policy's `max_lag`.
+    pub max_lag: Gauge,
 }
 
 /// First wait after a stream breaks; doubled on each failure in a row.
@@ -135,26 +138,27 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
         .transactions
         .with_label_values(&[&database]);
     shared.engine.feed_board.followed(&database);
-    let visible = visibility::spawn(shared.clone(), catalog.clone());
+    let gate = shared.engine.feed_gate.database(&database);
+    let visible = visibility::spawn(shared.clone(), catalog.clone(), gate.clone());
     let attempt = Arc::new(parking_lot::Mutex::new(Attempt::default()));
     let mut backoff = FIRST_BACKOFF;
     loop {
         let started = tokio::time::Instant::now();
         let number = attempt.lock().number;
-        let began = || attempt.lock().began = true;
+        let began = || {
+            attempt.lock().began = true;
+            // Everything before this attempt is bumped once the stream
+            // starts; its positions start over.
+            gate.clock.restart(started.into_std());
+        };
         // Once what committed just before the stream began is visible and
         // bumped: hits may resume.
         let ready: Box<dyn FnOnce() + Send> = {
-            let (attempt, up, shared, database) = (
-                attempt.clone(),
-                up.clone(),
-                shared.clone(),
-                database.clone(),
-            );
+            let (attempt, up, gate) = (attempt.clone(), up.clone(), gate.clone());
             Box::new(move || {
                 if attempt.lock().number == number {
                     up.set(1);
-                    shared.engine.feed_gate.set_streaming(&database, true);
+                    gate.set_streaming(true);
                 }
             })
         };
@@ -165,7 +169,7 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
                 .snapshot()
                 .await
                 .map_err(|e| FeedError::Catalog(e.to_string()))?;
-            stream::run(&shared, &catalog, &visible, began, ready).await
+            stream::run(&shared, &catalog, &gate, &visible, began, ready).await
         };
         let mut shutdown = shared.shutdown.subscribe();
         let result = tokio::select! {
@@ -175,7 +179,7 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
             _ = shutdown.wait_for(|&stop| stop) => {
                 let mut attempt = attempt.lock();
                 attempt.number += 1;
-                shared.engine.feed_gate.set_streaming(&database, false);
+                gate.set_streaming(false);
                 up.set(0);
                 return;
             }
@@ -184,15 +188,17 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
             let mut attempt = attempt.lock();
             attempt.number += 1;
             let was_up = up.get() == 1;
-            shared.engine.feed_gate.set_streaming(&database, false);
+            gate.set_streaming(false);
             up.set(0);
             (was_up, std::mem::take(&mut attempt.began))
         };
         if had_begun {
             // Entries read after the last decoded commit may miss what the
-            // server commits until the next stream starts: drop them now
-            // (there is no per-database drop; everything goes).
-            shared.engine.invalidate(&WriteSet::Everything);
+            // server commits until the next stream starts: drop this
+            // database's now.
+            shared
+                .engine
+                .invalidate_database(catalog.index(), Source::FeedRestart);
         }
         if started.elapsed() >= HEALTHY_AFTER {
             backoff = FIRST_BACKOFF;
@@ -211,7 +217,8 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
             if was_up {
                 tracing::warn!(%database, %error, "change feed lost; reconnecting");
             } else if backoff == FIRST_BACKOFF {
-                tracing::warn!(%database, %error, "change feed cannot start; retrying with backoff");
+                let hint = error.hint(&shared.config.upstream.user).unwrap_or_default();
+                tracing::warn!(%database, %error, %hint, "change feed cannot start; retrying with backoff");
             } else {
                 // Said once per run of failures: no log line every 10 s.
                 tracing::debug!(%database, %error, retry_in = ?backoff, "change feed cannot start");

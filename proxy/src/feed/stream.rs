@@ -16,16 +16,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prometheus::{Gauge, IntGauge};
-
 use tokio::sync::mpsc;
 
 use super::apply;
 use super::connection::{FeedError, ReplicationConnection};
 use super::decode::{self, Transaction};
+use super::gate::DbGate;
 use super::visibility::Check;
 use crate::catalog::DbCatalog;
-use crate::engine::WriteSet;
+use crate::engine::{Source, WriteSet};
 use crate::server::Shared;
 use crate::wire::backend;
 use crate::wire::replication::{self, Lsn, ServerMessage, StandbyStatus};
@@ -58,6 +57,7 @@ fn slot_name() -> String {
 pub(super) async fn run(
     shared: &Shared,
     catalog: &Arc<DbCatalog>,
+    gate: &DbGate,
     visible: &mpsc::Sender<Check>,
     began: impl FnOnce(),
     ready: Box<dyn FnOnce() + Send>,
@@ -71,14 +71,19 @@ pub(super) async fn run(
     )
     .await?;
     let slot = slot_name();
-    let result = follow(shared, catalog, visible, &mut conn, &slot, began, ready).await;
+    let result = follow(
+        shared, catalog, gate, visible, &mut conn, &slot, began, ready,
+    )
+    .await;
     conn.close().await;
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn follow(
     shared: &Shared,
     catalog: &Arc<DbCatalog>,
+    gate: &DbGate,
     visible: &mpsc::Sender<Check>,
     conn: &mut ReplicationConnection,
     slot: &str,
@@ -102,7 +107,9 @@ async fn follow(
         .engine
         .feed_board
         .streaming_from(catalog.database(), Some(slot));
-    shared.engine.invalidate(&WriteSet::Everything);
+    shared
+        .engine
+        .invalidate_database(catalog.index(), Source::FeedRestart);
     if visible.send(Check::Started { then: ready }).await.is_err() {
         return Err(FeedError::Protocol("the visibility checker stopped".into()));
     }
@@ -110,10 +117,6 @@ async fn follow(
     let metrics = &shared.stats.feed;
     let database = [catalog.database()];
     let transactions = metrics.transactions.with_label_values(&database);
-    let mut lag = Lag::new(
-        metrics.lag_bytes.with_label_values(&database),
-        metrics.lag_seconds.with_label_values(&database),
-    );
     let mut tx = Transaction::default();
     let mut reloads = apply::ReloadLimit::default();
     let mut in_transaction = false;
@@ -137,10 +140,7 @@ async fn follow(
         let payload =
             replication::decode(&message.body).map_err(|e| FeedError::Protocol(e.to_string()))?;
         match payload {
-            ServerMessage::XLogData {
-                start, end, data, ..
-            } => {
-                lag.at(start, end);
+            ServerMessage::XLogData { start, data, .. } => {
                 // Kept only a prefix: a cut line is still read for its names.
                 let line = decode::parse_line(&data[..data.len().min(decode::MAX_LINE_PREFIX)]);
                 in_transaction = !matches!(line, decode::Line::Commit { .. });
@@ -162,7 +162,7 @@ async fn follow(
                     apply::write_set(&shared.engine, catalog, &committed, &mut reloads).await
                 };
                 if !writes.is_empty() {
-                    shared.engine.invalidate(&writes);
+                    shared.engine.invalidate(&writes, Source::Feed);
                     let check = Check::Commit {
                         xid: committed.xid,
                         writes,
@@ -174,13 +174,17 @@ async fn follow(
                 // The XLogData of a COMMIT starts at the commit's end: all
                 // before it is handled.
                 flushed = flushed.max(start);
+                gate.clock.handled(start.0);
             }
             ServerMessage::Keepalive {
                 end,
                 reply_requested,
                 ..
             } => {
-                lag.at(if in_transaction { flushed } else { end }, end);
+                // Sent after the output of every record before `end`:
+                // every commit ending there has been read and bumped
+                // (one being output now ends after it).
+                gate.clock.handled(end.0);
                 if !in_transaction {
                     // Nothing decoded is pending: everything the server has
                     // sent up to `end` is handled.
@@ -208,60 +212,4 @@ async fn send_status(
         reply_requested,
     };
     conn.send(&status.encode()).await
-}
-
-/// How far behind the server's WAL the stream is: in bytes, from the last
-/// message's position against the server's end of WAL; in seconds, since
-/// the stream was last caught up (0 while it is).
-struct Lag {
-    bytes: IntGauge,
-    seconds: Gauge,
-    caught_up_at: Instant,
-}
-
-impl Lag {
-    fn new(bytes: IntGauge, seconds: Gauge) -> Lag {
-        bytes.set(0);
-        seconds.set(0.0);
-        Lag {
-            bytes,
-            seconds,
-            caught_up_at: Instant::now(),
-        }
-    }
-
-    /// The stream has handled WAL up to `at`; the server's WAL ends at `end`.
-    fn at(&mut self, at: Lsn, end: Lsn) {
-        let behind = end.0.saturating_sub(at.0);
-        self.bytes.set(i64::try_from(behind).unwrap_or(i64::MAX));
-        if behind == 0 {
-            self.caught_up_at = Instant::now();
-            self.seconds.set(0.0);
-        } else {
-            self.seconds.set(self.caught_up_at.elapsed().as_secs_f64());
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lag_is_zero_when_caught_up_and_grows_while_behind() {
-        let mut lag = Lag::new(
-            IntGauge::new("b", "b").unwrap(),
-            Gauge::new("s", "s").unwrap(),
-        );
-        lag.at(Lsn(100), Lsn(160));
-        assert_eq!(lag.bytes.get(), 60);
-        std::thread::sleep(Duration::from_millis(5));
-        lag.at(Lsn(120), Lsn(160));
-        assert!(lag.seconds.get() >= 0.005, "{}", lag.seconds.get());
-        lag.at(Lsn(160), Lsn(160));
-        assert_eq!((lag.bytes.get(), lag.seconds.get()), (0, 0.0));
-        // A position past the end the server last told (it moves on) is not behind.
-        lag.at(Lsn(170), Lsn(160));
-        assert_eq!(lag.bytes.get(), 0);
-    }
 }

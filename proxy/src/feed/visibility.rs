@@ -24,8 +24,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
+use super::gate::DbGate;
 use crate::catalog::DbCatalog;
-use crate::engine::WriteSet;
+use crate::engine::{Source, WriteSet};
 use crate::server::Shared;
 
 /// How many decoded commits may wait for their check; beyond, the stream
@@ -67,22 +68,44 @@ pub(super) enum Pending {
 
 /// Starts the checker of one database; checks are sent to the returned
 /// sender. The task ends when the sender is dropped.
-pub fn spawn(shared: Arc<Shared>, catalog: Arc<DbCatalog>) -> mpsc::Sender<Check> {
+pub fn spawn(
+    shared: Arc<Shared>,
+    catalog: Arc<DbCatalog>,
+    gate: Arc<DbGate>,
+) -> mpsc::Sender<Check> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(shared, catalog, rx));
+    tokio::spawn(run(shared, catalog, gate, rx));
     tx
 }
 
-async fn run(shared: Arc<Shared>, catalog: Arc<DbCatalog>, mut rx: mpsc::Receiver<Check>) {
+async fn run(
+    shared: Arc<Shared>,
+    catalog: Arc<DbCatalog>,
+    gate: Arc<DbGate>,
+    mut rx: mpsc::Receiver<Check>,
+) {
     let mut client: Option<Client> = None;
     let mut held: Option<Check> = None;
+    let mut marks = Marks::new(&shared, &catalog);
     loop {
         let first = match held.take() {
             Some(check) => check,
-            None => match rx.recv().await {
-                Some(check) => check,
-                None => return,
-            },
+            None => {
+                tokio::select! {
+                    check = rx.recv() => match check {
+                        Some(check) => check,
+                        None => return,
+                    },
+                    _ = tokio::time::sleep_until(marks.due) => {
+                        marks.take(&shared, &gate, &mut client, &catalog).await;
+                        continue;
+                    }
+                    _ = gate.wake.notified() => {
+                        marks.take(&shared, &gate, &mut client, &catalog).await;
+                        continue;
+                    }
+                }
+            }
         };
         match first {
             Check::Started { then } => {
@@ -93,7 +116,9 @@ async fn run(shared: Arc<Shared>, catalog: Arc<DbCatalog>, mut rx: mpsc::Receive
                     Some(START_PATIENCE),
                 )
                 .await;
-                shared.engine.invalidate(&WriteSet::Everything);
+                shared
+                    .engine
+                    .invalidate_database(catalog.index(), Source::FeedRestart);
                 then();
             }
             Check::Commit { xid, mut writes } => {
@@ -111,9 +136,95 @@ async fn run(shared: Arc<Shared>, catalog: Arc<DbCatalog>, mut rx: mpsc::Receive
                     }
                 }
                 wait_visible(&mut client, &catalog, Pending::Decoded(xids), None).await;
-                shared.engine.invalidate(&writes);
+                shared.engine.invalidate(&writes, Source::Feed);
             }
         }
+    }
+}
+
+/// The lag marks (see `lag.rs`): the server's WAL insert position, asked
+/// every `max_lag / 2` while sessions ask whether the database may be
+/// served (within [`BUSY_WINDOW`]), every [`IDLE_MARKS`] otherwise (the gauges stay meaningful, and an
+/// idle proxy costs the server one tiny query per database every few
+/// seconds).
+struct Marks {
+    due: tokio::time::Instant,
+    lag_seconds: prometheus::Gauge,
+    lag_bytes: prometheus::IntGauge,
+}
+
+/// Where the server's WAL ends, as the end of a record: the insert
+/// position, not the flush one (a commit made with `synchronous_commit =
+/// off` is acknowledged before it is flushed, but never before it is
+/// inserted). At the start of a page the insert position points past the
+/// page header, where no record ends; it is moved back to the page boundary
+/// so that a stream that has read everything reaches it.
+const WAL_POSITION: &str =
+    "SELECT l - CASE WHEN l % seg = 40 THEN 40 WHEN l % blk = 24 THEN 24 ELSE 0 END \
+     FROM (SELECT (pg_current_wal_insert_lsn() - '0/0')::int8 AS l, \
+                  current_setting('wal_block_size')::int8 AS blk, \
+                  pg_size_bytes(current_setting('wal_segment_size')) AS seg) AS wal";
+
+const IDLE_MARKS: Duration = Duration::from_secs(5);
+/// A database asked about within this long counts as busy: sporadic
+/// traffic keeps the marks frequent (else each read after a pause would
+/// find the lag over max_lag and pass through).
+const BUSY_WINDOW: Duration = Duration::from_secs(30);
+/// Marks never come closer together than this, whatever max_lag says.
+const MIN_MARK_INTERVAL: Duration = Duration::from_millis(20);
+
+impl Marks {
+    fn new(shared: &Shared, catalog: &DbCatalog) -> Marks {
+        let database = [catalog.database()];
+        Marks {
+            due: tokio::time::Instant::now(),
+            lag_seconds: shared.stats.feed.lag_seconds.with_label_values(&database),
+            lag_bytes: shared.stats.feed.lag_bytes.with_label_values(&database),
+        }
+    }
+
+    async fn take(
+        &mut self,
+        shared: &Shared,
+        gate: &DbGate,
+        client: &mut Option<Client>,
+        catalog: &DbCatalog,
+    ) {
+        let max_lag = shared.engine.policy.load().max_lag();
+        shared.stats.feed.max_lag.set(max_lag.as_secs_f64());
+        let asked = gate
+            .clock
+            .asked_within(std::time::Instant::now(), BUSY_WINDOW);
+        if gate.is_streaming() {
+            let at = std::time::Instant::now();
+            let position = async {
+                let connected = connected(client, catalog).await?;
+                let row = connected
+                    .query_one(WAL_POSITION, &[])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<i64, String>(row.get(0))
+            };
+            match position.await {
+                Ok(lsn) => gate.clock.mark(u64::try_from(lsn).unwrap_or(0), at),
+                // The lag simply grows: hits stop once it passes max_lag.
+                Err(_) => *client = None,
+            }
+            let lag = gate.clock.lag(std::time::Instant::now());
+            self.lag_seconds.set(if lag == Duration::MAX {
+                f64::INFINITY
+            } else {
+                lag.as_secs_f64()
+            });
+            self.lag_bytes
+                .set(i64::try_from(gate.clock.bytes_behind()).unwrap_or(i64::MAX));
+        }
+        let every = if asked {
+            (max_lag / 2).max(MIN_MARK_INTERVAL)
+        } else {
+            IDLE_MARKS
+        };
+        self.due = tokio::time::Instant::now() + every;
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
+use crate::engine::Source;
 use crate::shared::Shared;
 
 /// Query shapes listed, busiest first.
@@ -48,6 +49,7 @@ pub fn tables(shared: &Shared) -> Value {
             e.1 += entry.size() as u64;
         }
     });
+    let invalidations = invalidations_by_table(shared);
     let policy = engine.policy.load();
     let mut rows: Vec<Value> = engine
         .tables
@@ -62,7 +64,8 @@ pub fn tables(shared: &Shared) -> Value {
                 "database_index": id >> 32,
                 "entries": count,
                 "bytes": bytes,
-                "invalidations": shared.stats.invalidations.with_label_values(&[&*name]).get(),
+                "invalidations": invalidations.get(&*name).map_or(0, |(total, _)| *total),
+                "invalidations_by_source": invalidations.get(&*name).map(|(_, by)| by.clone()).unwrap_or_default(),
                 "policy": {
                     "cache": rule.cache,
                     "ttl": policies::format_duration(rule.ttl),
@@ -76,11 +79,37 @@ pub fn tables(shared: &Shared) -> Value {
     json!({ "tables": rows })
 }
 
+/// Each table's invalidations: the total, and by source (from the metric,
+/// without creating series for tables never invalidated).
+fn invalidations_by_table(
+    shared: &Shared,
+) -> HashMap<String, (u64, serde_json::Map<String, Value>)> {
+    use prometheus::core::Collector;
+    let mut by_table: HashMap<String, (u64, serde_json::Map<String, Value>)> = HashMap::new();
+    for family in shared.stats.invalidations.collect() {
+        for metric in family.get_metric() {
+            let label = |name: &str| {
+                metric
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default()
+            };
+            let count = metric.get_counter().get_value() as u64;
+            let entry = by_table.entry(label("table")).or_default();
+            entry.0 += count;
+            entry.1.insert(label("source"), json!(count));
+        }
+    }
+    by_table
+}
+
 /// Invalidates everything and frees the memory at once.
 pub fn invalidate_all(shared: &Shared) {
     shared
         .engine
-        .invalidate(&crate::engine::WriteSet::Everything);
+        .invalidate(&crate::engine::WriteSet::Everything, Source::Operator);
     shared.engine.store.clear();
 }
 
@@ -97,7 +126,7 @@ pub fn invalidate_table(shared: &Shared, table: &str) -> Result<(String, usize),
     let n = ids.len();
     shared
         .engine
-        .invalidate(&crate::engine::WriteSet::Relations(ids));
+        .invalidate(&crate::engine::WriteSet::Relations(ids), Source::Operator);
     Ok((name, n))
 }
 

@@ -324,10 +324,13 @@ impl Planner<'_> {
             return Err(Bypass::Policy);
         }
         Ok(Cacheable {
+            // The database's own pseudo-relation too: a feed loss drops
+            // this database's entries only.
             relations: closure
                 .relations
                 .iter()
                 .map(|&oid| self.id(snapshot, db, oid))
+                .chain([Engine::database_id(db)])
                 .collect(),
             ttl: resolution.ttl,
             max_size: resolution.max_entry_size,

@@ -25,7 +25,7 @@ use super::plan::{Epoch, Plan, PlanMemo, Planner};
 use super::probe::{Answer, Ask};
 use super::statements::{StatementInfo, Statements};
 use crate::catalog::{DbCatalog, Snapshot};
-use crate::engine::WriteSet;
+use crate::engine::{Source, WriteSet};
 use crate::shared::Shared;
 use crate::sql::{
     Analysis, SetCommand, Statement, StatementKind, TxCommand, MAX_ANALYZED_TEXT, TOO_LARGE,
@@ -910,8 +910,12 @@ impl Protocol {
         if let Some(reason) = self.context.poisoned() {
             return Some(reason);
         }
-        if !self.shared.engine.feed_gate.allows(&self.context.database) {
-            return Some(Bypass::FeedDown);
+        if let Some(reason) = self.shared.engine.feed_gate.check(
+            &self.context.database,
+            policy.max_lag(),
+            Instant::now(),
+        ) {
+            return Some(reason);
         }
         if self.in_flight() {
             return Some(Bypass::Pipelined);
@@ -972,6 +976,7 @@ impl Protocol {
             context: self.context.digest(),
         };
         if let Some(plan) = self.plans.get(&epoch, analysis) {
+            self.reload_for_unknown_names(&plan);
             return plan;
         }
         let (search_path, role) = self.name_scope();
@@ -997,7 +1002,22 @@ impl Protocol {
         if PlanMemo::may_keep(analysis) {
             self.plans.put(epoch, analysis.clone(), plan.clone());
         }
+        self.reload_for_unknown_names(&plan);
         plan
+    }
+
+    /// A read naming a relation the catalog does not know may name one
+    /// created around the proxy: the catalog reloads (rate-limited), so the
+    /// next such read is planned against it, without waiting for the
+    /// periodic refresh.
+    fn reload_for_unknown_names(&self, plan: &Plan) {
+        if matches!(plan.cacheable, Err(Bypass::UnresolvedRelation)) {
+            if let CatalogState::Ready(catalog) = &self.catalog {
+                if catalog.unknown_name(Instant::now()) {
+                    tracing::debug!(database = %self.context.database, "unknown relation: catalog reload");
+                }
+            }
+        }
     }
 
     /// The search_path and role that unqualified names resolve with, as the
@@ -1168,12 +1188,18 @@ impl Protocol {
             return;
         };
         cycle.completed += 1;
+        let mut source = if cycle.ddl_commit.is_some() {
+            Source::Ddl
+        } else {
+            Source::Write
+        };
         let mut writes =
             if engine.catalogs.ddl_settled_since(cycle.planned_in) || cycle.writes.is_empty() {
                 cycle.writes.clone()
             } else {
                 // Planned against a catalog older than a DDL that may have
                 // committed before this statement ran.
+                source = Source::Ddl;
                 WriteSet::Everything
             };
         let tag = command_tag(message).unwrap_or_default();
@@ -1189,9 +1215,11 @@ impl Protocol {
             }
             writes.add(&self.uncommitted);
             self.uncommitted = WriteSet::Nothing;
-            self.block_ddl = false;
+            if std::mem::take(&mut self.block_ddl) {
+                source = Source::Ddl;
+            }
         }
-        engine.invalidate(&writes);
+        engine.invalidate(&writes, source);
     }
 
     /// The probe in flight was answered (or failed: the state stays unknown
@@ -1242,7 +1270,7 @@ impl Protocol {
                 // whatever it may have written is invalidated.
                 warn!(backend_pid = ?self.backend_pid, "unexpected ReadyForQuery: the session is no longer cached");
                 self.context.poison(Bypass::ProtocolDesync);
-                engine.invalidate(&WriteSet::Everything);
+                engine.invalidate(&WriteSet::Everything, Source::Desync);
             }
             return;
         };
@@ -1282,7 +1310,12 @@ impl Protocol {
         );
         if status != Some(TxStatus::InTransaction) && status != Some(TxStatus::Failed) {
             // Committed (or rolled back): invalidate what the block wrote, again.
-            engine.invalidate(&self.uncommitted);
+            let source = if self.block_ddl {
+                Source::Ddl
+            } else {
+                Source::Write
+            };
+            engine.invalidate(&self.uncommitted, source);
             self.uncommitted = WriteSet::Nothing;
             self.block_read_committed = None;
             self.block_ddl = false;
@@ -1329,7 +1362,7 @@ impl Protocol {
             writes.add(cycle.effective_writes());
             cycle.abandon_capture();
         }
-        engine.invalidate(&writes);
+        engine.invalidate(&writes, Source::Write);
     }
 }
 

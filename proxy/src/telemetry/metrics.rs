@@ -152,12 +152,20 @@ impl Metrics {
         registry
             .register(Box::new(policy_loaded.clone()))
             .expect("unique metric");
-        let invalidations = counter_vec(
-            "pgcache_invalidations_total",
-            "Invalidations by table (schema.name; \"(all)\" for invalidate-everything).",
-            "table",
-        );
-        invalidations.with_label_values(&["(all)"]);
+        let invalidations = IntCounterVec::new(
+            Opts::new(
+                "pgcache_invalidations_total",
+                "Invalidations by table (schema.name; \"(all)\" for invalidate-everything, \"(database)\" for one database's entries) and source (write, ddl, feed, feed_restart, operator, policy, upstream_lost, desync).",
+            ),
+            &["table", "source"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(invalidations.clone()))
+            .expect("unique metric");
+        for source in crate::engine::Source::ALL {
+            invalidations.with_label_values(&["(all)", source.label()]);
+        }
         let limits = counter_vec(
             "pgcache_limit_refusals_total",
             "Connections refused or ended by a limit (max_client_connections, max_upstream_connections, startup_timeout, idle_timeout, max_message_size, allow_list, tls_required).",
@@ -194,13 +202,21 @@ impl Metrics {
         let feed_lag_seconds = GaugeVec::new(
             Opts::new(
                 "pgcache_feed_lag_seconds",
-                "Seconds since the database's change feed was last caught up with the server's WAL (0 while it is).",
+                "How stale a hit of the database may be: seconds since the newest commit position of the server that the change feed is known to have handled (measured every max_lag/2 while the database is served, every 5 s otherwise).",
             ),
             &["database"],
         )
         .expect("valid metric");
         registry
             .register(Box::new(feed_lag_seconds.clone()))
+            .expect("unique metric");
+        let feed_max_lag = prometheus::Gauge::new(
+            "pgcache_feed_max_lag_seconds",
+            "The policy's max_lag: a database whose change feed is further behind is not served from the cache.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(feed_max_lag.clone()))
             .expect("unique metric");
         let feed_restarts = IntCounterVec::new(
             Opts::new(
@@ -251,6 +267,7 @@ impl Metrics {
                 restarts: feed_restarts,
                 lag_bytes: feed_lag_bytes,
                 lag_seconds: feed_lag_seconds,
+                max_lag: feed_max_lag,
                 transactions: counter_vec(
                     "pgcache_feed_transactions_total",
                     "Commits decoded by the database's change feed.",
