@@ -30,17 +30,21 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// reload has failed [`ATTEMPTS`] times (the catalog then stays stale, and
 /// the next use retries). The caller invalidates everything after.
 pub(super) async fn reload_at_commit(engine: &Engine, catalog: &DbCatalog, xid: u32) {
-    // Plans made before the reload name the old definitions: while it runs,
-    // and once it is done, they are not trusted (their results are not
-    // stored; their writes invalidate everything), as for relayed DDL.
-    let epoch = engine.catalogs.begin_ddl_commit();
     // The commit is decoded possibly a moment before snapshots see it; a
     // reload in that moment would miss the DDL it is for. The connection is
     // opened for this only: DDL is rare, and an idle connection would keep
-    // the database from being dropped.
+    // the database from being dropped. (A commit held back for long, by a
+    // synchronous standby, holds the stream back as long; the lag gate then
+    // stops this database's hits.)
     let mut client = None;
     wait_visible(&mut client, catalog, Pending::Decoded(vec![xid]), None).await;
     drop(client);
+    // Plans made before the reload name the old definitions: while it runs,
+    // and once it is done, they are not trusted (their results are not
+    // stored; their writes invalidate everything), as for relayed DDL. Not
+    // taken during the wait above: the epoch is shared by every database,
+    // and a long wait would stop storing everywhere.
+    let epoch = engine.catalogs.begin_ddl_commit();
     let mut pause = FIRST_PAUSE;
     for attempt in 1..=ATTEMPTS {
         match catalog.reload_now().await {
