@@ -248,6 +248,25 @@ async fn setup_says_exactly_what_is_missing() {
     assert!(err.contains("nothing installed"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
+    // A dry run shows the statements all the same, and fails the same way.
+    let out = setup(vec![
+        "--upstream".into(),
+        cluster.url("setup_plain", Some("plain-pw"), &db),
+        "--dry-run".into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("CREATE EVENT TRIGGER pgcache_ddl_command_end"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("is not a superuser"),
+        "{}",
+        stderr(&out)
+    );
+
     // Run as a superuser for a service account without REPLICATION.
     let out = setup(vec![
         "--upstream".into(),

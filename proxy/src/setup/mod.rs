@@ -72,12 +72,17 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("reading roles and settings: {}", describe(&e)))?;
     let missing = facts.missing(args.remove);
-    if !missing.is_empty() {
+    let report_missing = |err: &mut dyn Write| -> std::io::Result<()> {
         for problem in &missing {
             writeln!(err, "pgcache setup: {problem}")?;
         }
         let what = if args.remove { "removed" } else { "installed" };
-        writeln!(err, "pgcache setup: nothing {what}")?;
+        writeln!(err, "pgcache setup: nothing {what}")
+    };
+    // A dry run still shows what would run (reading the catalog needs no
+    // privilege), then says what is missing.
+    if !missing.is_empty() && !args.dry_run {
+        report_missing(err)?;
         return Ok(false);
     }
     let databases = if args.all_databases {
@@ -109,6 +114,10 @@ pub async fn run(
             writeln!(err, "pgcache setup: database {database:?}: {e:#}")?;
             all_ok = false;
         }
+    }
+    if !missing.is_empty() {
+        report_missing(err)?;
+        return Ok(false);
     }
     Ok(all_ok)
 }
