@@ -521,6 +521,102 @@ async fn a_feed_loss_drops_only_its_own_databases_entries() {
     proxy.shutdown().await.unwrap();
 }
 
+/// Values a writer saw acknowledged, with when.
+type Acknowledged = Vec<(i64, Instant)>;
+
+/// Many writers straight on the server and many readers through the proxy,
+/// for a few seconds: no read ever misses a commit acknowledged more than
+/// `max_lag` before it began. (The race test above forces the one window
+/// with a synchronous standby; this one looks for any window, the
+/// visibility race and the lag gate together, without a trick.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_load_no_read_misses_a_commit_older_than_max_lag() {
+    use std::sync::Arc;
+
+    let cluster = Cluster::shared();
+    let db = setup_db(
+        cluster,
+        "feed_stress",
+        "CREATE TABLE kv (k int PRIMARY KEY, v bigint); \
+         INSERT INTO kv SELECT k, 0 FROM generate_series(1, 4) AS k;",
+    );
+    let proxy = proxy_with_feed(cluster).await;
+    let warm = connect(cluster, proxy.addr, &db).await;
+    value(&warm, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+    let max_lag = proxy.shared.engine.policy.load().max_lag();
+    // Scheduling noise between the writer's acknowledgement and its record.
+    let margin = Duration::from_millis(20);
+    let run_for = Duration::from_secs(5);
+    let keys = 4;
+    // Per key: the values acknowledged, with when.
+    let history: Arc<Vec<parking_lot::Mutex<Acknowledged>>> = Arc::new(
+        (0..keys)
+            .map(|_| parking_lot::Mutex::new(vec![(0, Instant::now())]))
+            .collect(),
+    );
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for writer in 0..2 {
+        let (history, db) = (history.clone(), db.clone());
+        tasks.push(tokio::spawn(async move {
+            let direct = connect(cluster, cluster.addr(), &db).await;
+            let mut n = 0u64;
+            while began.elapsed() < run_for {
+                let k = (writer + 2 * (n % 2)) as usize % keys;
+                let row = direct
+                    .query_one(
+                        "UPDATE kv SET v = v + 1 WHERE k = $1 RETURNING v",
+                        &[&(k as i32 + 1)],
+                    )
+                    .await
+                    .unwrap();
+                history[k].lock().push((row.get(0), Instant::now()));
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(3 + n % 17)).await;
+            }
+            0u64
+        }));
+    }
+    for reader in 0..4 {
+        let (history, db, addr) = (history.clone(), db.clone(), proxy.addr);
+        tasks.push(tokio::spawn(async move {
+            let client = connect(cluster, addr, &db).await;
+            let mut reads = 0u64;
+            while began.elapsed() < run_for {
+                let k = (reader + reads as usize) % keys;
+                let started = Instant::now();
+                let got: i64 = value(&client, &format!("SELECT v FROM kv WHERE k = {}", k + 1))
+                    .await
+                    .parse()
+                    .unwrap();
+                let floor = history[k]
+                    .lock()
+                    .iter()
+                    .rev()
+                    .find(|(_, at)| *at + max_lag + margin < started)
+                    .map_or(0, |(v, _)| *v);
+                assert!(
+                    got >= floor,
+                    "key {}: read {got} at {:?}, but {floor} was acknowledged more than max_lag before",
+                    k + 1,
+                    started - began
+                );
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    let mut reads = 0;
+    for task in tasks {
+        reads += task.await.unwrap();
+    }
+    assert!(reads > 200, "only {reads} reads");
+    let hits = proxy.shared.stats.queries("hit");
+    assert!(hits > 50, "the cache served only {hits} of {reads} reads");
+    proxy.shutdown().await.unwrap();
+}
+
 /// Sends `signal` to a server process (the tests run as root or as the
 /// server's owner).
 fn signal(pid: &str, signal: &str) {

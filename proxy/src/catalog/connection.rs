@@ -6,7 +6,7 @@
 //! `requested`; a load records the value it read *before* its transaction
 //! began; the snapshot is current only while the two are equal.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,37 @@ pub struct DbCatalog {
     /// When a name the snapshot did not know last asked for a reload (millis
     /// since `clock_base()`, plus one; 0: never).
     unknown_name_reload: AtomicU64,
+    /// Statements in flight that need this database unused by pgcache (see
+    /// [`DbCatalog::release`]); while any is, no connection to it opens.
+    releases: AtomicUsize,
+    /// Told when `releases` changes.
+    release_changed: tokio::sync::Notify,
+    /// Whether the change feed holds connections to this database (its
+    /// stream, its visibility checks); a release waits until it does not.
+    feed_connected: tokio::sync::watch::Sender<bool>,
+    /// A change feed supervisor follows this database (set when it is
+    /// announced, cleared when the supervisor gives up on a database that
+    /// stays unreachable).
+    followed: std::sync::atomic::AtomicBool,
+}
+
+/// How long a release waits for the change feed to let go of the database
+/// (its temporary slot must be gone: the server refuses DROP DATABASE at
+/// once while a slot on it is active).
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// Held while a statement that needs the database unused by pgcache is in
+/// flight: dropping it lets the catalog and the feed connect again.
+#[derive(Debug)]
+pub struct Released {
+    catalog: Arc<DbCatalog>,
+}
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        self.catalog.releases.fetch_sub(1, Ordering::SeqCst);
+        self.catalog.release_changed.notify_waiters();
+    }
 }
 
 /// Names a snapshot does not know ask for a reload at most this often: a
@@ -78,6 +109,10 @@ impl DbCatalog {
             failure: StdMutex::new(None),
             last_used: AtomicU64::new(millis_since_base(Instant::now())),
             unknown_name_reload: AtomicU64::new(0),
+            releases: AtomicUsize::new(0),
+            release_changed: tokio::sync::Notify::new(),
+            feed_connected: tokio::sync::watch::Sender::new(false),
+            followed: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -95,6 +130,75 @@ impl DbCatalog {
     /// The next [`snapshot`](DbCatalog::snapshot) call must reload (after DDL).
     pub fn mark_stale(&self) {
         self.requested.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Closes pgcache's own connections to this database and keeps them
+    /// closed until the returned guard is dropped: the server refuses DROP
+    /// DATABASE, ALTER DATABASE ... RENAME and CREATE DATABASE ... TEMPLATE
+    /// while any other connection (or an active replication slot) uses the
+    /// database, and those connections are the proxy's, not the client's.
+    pub async fn release(self: &Arc<Self>) -> Released {
+        self.releases.fetch_add(1, Ordering::SeqCst);
+        self.release_changed.notify_waiters();
+        let guard = Released {
+            catalog: Arc::clone(self),
+        };
+        // A reload in flight finishes first; the next cannot connect.
+        self.control.lock().await.take();
+        let mut feed = self.feed_connected.subscribe();
+        if tokio::time::timeout(RELEASE_WAIT, feed.wait_for(|connected| !connected))
+            .await
+            .is_err()
+        {
+            tracing::warn!(database = %self.database, "the change feed did not let go of the database in time");
+        }
+        guard
+    }
+
+    /// Whether a release is in force.
+    pub fn is_released(&self) -> bool {
+        self.releases.load(Ordering::SeqCst) > 0
+    }
+
+    /// Returns once a release is in force (at once if one is).
+    pub async fn until_released(&self) {
+        loop {
+            let changed = self.release_changed.notified();
+            if self.is_released() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Returns once no release is in force (at once if none is).
+    pub async fn until_not_released(&self) {
+        loop {
+            let changed = self.release_changed.notified();
+            if !self.is_released() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// True once for a database whose follower gave up: the caller
+    /// announces it to the feed again.
+    pub fn claim_follower(&self) -> bool {
+        self.followed
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// The feed's supervisor gives up on this database (it stayed
+    /// unreachable); the next session that uses it starts another.
+    pub fn follower_gone(&self) {
+        self.followed.store(false, Ordering::SeqCst);
+    }
+
+    /// The change feed says whether it holds connections to the database.
+    pub fn set_feed_connected(&self, connected: bool) {
+        self.feed_connected.send_replace(connected);
     }
 
     /// A query named a relation the snapshot does not know (created around
@@ -261,6 +365,11 @@ impl DbCatalog {
     }
 
     async fn connect(&self, application_name: &str) -> Result<Client, CatalogError> {
+        if self.is_released() {
+            return Err(CatalogError::Released {
+                database: self.database.clone(),
+            });
+        }
         let config = &self.config;
         let mut pg = tokio_postgres::Config::new();
         pg.host(&config.host)

@@ -21,6 +21,11 @@ pub enum CatalogError {
     Load { database: String, message: String },
     #[error("pgcache follows at most {limit} databases; {database:?} is not cached")]
     TooManyDatabases { database: String, limit: usize },
+    /// A statement that needs no other connection to the database (DROP
+    /// DATABASE, ALTER DATABASE ... RENAME, CREATE DATABASE ... TEMPLATE) is
+    /// in flight: pgcache keeps its own connections to it closed.
+    #[error("database {database:?} is released while a statement that needs it unused runs")]
+    Released { database: String },
 }
 
 /// A tokio-postgres error with the server's message when there is one

@@ -57,9 +57,9 @@ mod tests;
 
 pub use closure::{ReadClosure, WriteClosure};
 pub use config::{CatalogConfig, CatalogTls};
-pub use connection::DbCatalog;
+pub use connection::{DbCatalog, Released};
 pub use error::CatalogError;
 pub use names::{FuncName, RelName};
-pub use registry::{Catalogs, DdlCommit, FirstUse};
+pub use registry::{Catalogs, DdlCommit, FirstUse, MAX_OPERATOR_RELEASE};
 pub use settings::{isolation_is_read_committed, parse_search_path};
 pub use snapshot::{FunctionInfo, Oid, RelKind, Relation, Snapshot, Volatility};

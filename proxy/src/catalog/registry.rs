@@ -19,7 +19,13 @@ pub struct Catalogs {
     /// Told of each database the first time it is used (the change feed
     /// starts one stream per database, lazily, like the catalog itself).
     first_use: Mutex<Option<FirstUse>>,
+    /// Releases an operator asked for (console RELEASE, admin API), by
+    /// database, with a number telling one request from the next.
+    held: Arc<Mutex<HashMap<String, (u64, super::Released)>>>,
 }
+
+/// The longest an operator's release lasts.
+pub const MAX_OPERATOR_RELEASE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Where [`Catalogs::get`] announces a database it has not seen before.
 pub type FirstUse = tokio::sync::mpsc::UnboundedSender<Arc<DbCatalog>>;
@@ -90,6 +96,7 @@ impl Catalogs {
             databases: Arc::new(Mutex::new(HashMap::new())),
             ddl: Arc::default(),
             first_use: Mutex::new(None),
+            held: Arc::default(),
         }
     }
 
@@ -127,7 +134,9 @@ impl Catalogs {
             });
             (Arc::clone(catalog), new)
         };
-        if new {
+        // New, or followed before and given up (the database was gone for
+        // a while): the feed is told again.
+        if new || catalog.claim_follower() {
             if let Some(to) = &*self.first_use.lock().unwrap_or_else(|p| p.into_inner()) {
                 // A closed receiver means no feed runs: nothing to tell.
                 let _ = to.send(Arc::clone(&catalog));
@@ -137,6 +146,47 @@ impl Catalogs {
             catalog.snapshot().await?;
         }
         Ok(catalog)
+    }
+
+    /// Closes pgcache's connections to `database` until the guard drops
+    /// (see [`DbCatalog::release`]); `None` if pgcache never connected to it.
+    pub async fn release(&self, database: &str) -> Option<super::Released> {
+        let catalog = self.databases().get(database).cloned()?;
+        Some(catalog.release().await)
+    }
+
+    /// An operator's release: pgcache's connections to `database` close and
+    /// stay closed for `hold` (at most [`MAX_OPERATOR_RELEASE`]) or until
+    /// [`Catalogs::resume`], so that DROP DATABASE and the like can run
+    /// straight on the server. False if pgcache never connected to it.
+    pub async fn hold_released(&self, database: &str, hold: std::time::Duration) -> bool {
+        let Some(released) = self.release(database).await else {
+            return false;
+        };
+        static REQUESTS: AtomicU64 = AtomicU64::new(0);
+        let request = REQUESTS.fetch_add(1, Ordering::Relaxed);
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(database.to_string(), (request, released));
+        let (held, database) = (self.held.clone(), database.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(hold.min(MAX_OPERATOR_RELEASE)).await;
+            let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+            if held.get(&database).is_some_and(|(r, _)| *r == request) {
+                held.remove(&database);
+            }
+        });
+        true
+    }
+
+    /// Ends an operator's release of `database`; false if there was none.
+    pub fn resume(&self, database: &str) -> bool {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(database)
+            .is_some()
     }
 
     /// Closes the control connections no session used lately (see

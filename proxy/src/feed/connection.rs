@@ -45,6 +45,10 @@ pub enum FeedError {
     /// commits be resolved.
     #[error("catalog unavailable: {0}")]
     Catalog(String),
+    /// A statement that needs the database unused (DROP DATABASE and the
+    /// like) is being relayed: the stream stopped on purpose.
+    #[error("released for a statement that needs the database unused")]
+    Released,
 }
 
 impl From<std::io::Error> for FeedError {
@@ -97,7 +101,7 @@ impl FeedError {
             FeedError::Server { code, .. } if code == "53400" => "slots",
             FeedError::Server { .. } => "server",
             FeedError::Protocol(_) => "protocol",
-            FeedError::Catalog(_) => "catalog",
+            FeedError::Catalog(_) | FeedError::Released => "catalog",
         }
     }
 
@@ -297,6 +301,17 @@ impl ReplicationConnection {
     pub async fn close(mut self) {
         let _ = self.send(b"X\0\0\0\x04").await;
         let _ = self.stream.get_mut().shutdown().await;
+    }
+
+    /// Ends the session and waits (at most `wait`) until the server closes
+    /// its side: the walsender has exited, so its temporary slot is gone
+    /// (the server refuses DROP DATABASE while a slot on it is active).
+    /// Whatever the server still sends is skipped unread.
+    pub async fn close_and_wait(mut self, wait: std::time::Duration) {
+        let _ = self.send(b"X\0\0\0\x04").await;
+        let mut sink = tokio::io::sink();
+        let drain = tokio::io::copy(&mut self.stream, &mut sink);
+        let _ = tokio::time::timeout(wait, drain).await;
     }
 }
 

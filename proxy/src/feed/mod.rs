@@ -104,6 +104,9 @@ pub struct FeedMetrics {
 /// First wait after a stream breaks; doubled on each failure in a row.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Catalog loads failed this many times in a row (about five minutes at the
+/// longest backoff): the supervisor stops.
+const GIVE_UP_AFTER: u32 = 30;
 /// A stream that lasted this long counts as healthy: the backoff resets.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
@@ -142,7 +145,26 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
     let visible = visibility::spawn(shared.clone(), catalog.clone(), gate.clone());
     let attempt = Arc::new(parking_lot::Mutex::new(Attempt::default()));
     let mut backoff = FIRST_BACKOFF;
+    let mut catalog_failures = 0;
     loop {
+        if catalog.is_released() {
+            // A statement that needs the database unused is being relayed:
+            // the stream is closed; close the checks' connection too, and
+            // stay away until it is done.
+            let (done, closed) = tokio::sync::oneshot::channel();
+            if visible
+                .send(visibility::Check::Release { done })
+                .await
+                .is_ok()
+            {
+                let _ = closed.await;
+            }
+            catalog.set_feed_connected(false);
+            tracing::info!(%database, "change feed released the database");
+            catalog.until_not_released().await;
+            backoff = FIRST_BACKOFF;
+        }
+        catalog.set_feed_connected(true);
         let started = tokio::time::Instant::now();
         let number = attempt.lock().number;
         let began = || {
@@ -203,7 +225,25 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
         if started.elapsed() >= HEALTHY_AFTER {
             backoff = FIRST_BACKOFF;
         }
-        if let Err(error) = &result {
+        let on_purpose = matches!(result, Err(FeedError::Released));
+        catalog_failures = match &result {
+            Err(FeedError::Catalog(_)) => catalog_failures + 1,
+            _ => 0,
+        };
+        if catalog_failures >= GIVE_UP_AFTER {
+            // The database is gone (dropped around the proxy) or closed to
+            // the service account: stop knocking every 10 s. A session that
+            // uses it again starts another supervisor.
+            tracing::info!(%database, "change feed stops following a database whose catalog cannot load");
+            shared
+                .engine
+                .feed_board
+                .failed(&database, "not followed: its catalog cannot load".into());
+            catalog.set_feed_connected(false);
+            catalog.follower_gone();
+            return;
+        }
+        if let (Err(error), false) = (&result, on_purpose) {
             shared
                 .engine
                 .feed_board
@@ -224,7 +264,10 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
                 tracing::debug!(%database, %error, retry_in = ?backoff, "change feed cannot start");
             }
         }
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = catalog.until_released() => {}
+        }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

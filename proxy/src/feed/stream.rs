@@ -36,6 +36,9 @@ use crate::wire::replication::{self, Lsn, ServerMessage, StandbyStatus};
 /// read cut in the middle of a message would lose the framing.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long a release waits for the walsender to exit.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
 /// Numbers the slots of this process.
 static SLOTS: AtomicU32 = AtomicU32::new(0);
 
@@ -71,11 +74,16 @@ pub(super) async fn run(
     )
     .await?;
     let slot = slot_name();
-    let result = follow(
-        shared, catalog, gate, visible, &mut conn, &slot, began, ready,
-    )
-    .await;
-    conn.close().await;
+    let result = tokio::select! {
+        result = follow(shared, catalog, gate, visible, &mut conn, &slot, began, ready) => result,
+        // (Cutting a read short loses the framing; the connection ends anyway.)
+        _ = catalog.until_released() => Err(FeedError::Released),
+    };
+    if matches!(result, Err(FeedError::Released)) {
+        conn.close_and_wait(RELEASE_WAIT).await;
+    } else {
+        conn.close().await;
+    }
     result
 }
 

@@ -56,6 +56,11 @@ pub enum Check {
     /// visible yet: everything is bumped again once the transactions
     /// running at this point have left the proc array, then `then` runs.
     Started { then: Box<dyn FnOnce() + Send> },
+    /// The database is being released (DROP DATABASE and the like): close
+    /// the connection, then say so.
+    Release {
+        done: tokio::sync::oneshot::Sender<()>,
+    },
 }
 
 /// The xids to wait for.
@@ -108,6 +113,10 @@ async fn run(
             }
         };
         match first {
+            Check::Release { done } => {
+                client = None;
+                let _ = done.send(());
+            }
             Check::Started { then } => {
                 wait_visible(
                     &mut client,

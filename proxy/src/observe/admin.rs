@@ -106,6 +106,23 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
             Ok(body) => invalidate(shared, &body),
             Err(reply) => reply,
         },
+        "/api/release" => match body_json(req, shared.config.admin_limits).await {
+            Ok(body) => release(shared, &body).await,
+            Err(reply) => reply,
+        },
+        "/api/resume" => match body_json(req, shared.config.admin_limits).await {
+            Ok(body) => match body.get("database").and_then(Value::as_str) {
+                Some(database) => match operations::resume(shared, database) {
+                    Ok(()) => json_reply(StatusCode::OK, json!({"resumed": database})),
+                    Err(e) => json_reply(StatusCode::NOT_FOUND, json!({ "error": e })),
+                },
+                None => json_reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": "expected {\"database\": \"name\"}"}),
+                ),
+            },
+            Err(reply) => reply,
+        },
         _ => match crate::maintenance::reload_policy(shared, "admin API") {
             Ok(policy) => json_reply(
                 StatusCode::OK,
@@ -125,7 +142,7 @@ fn method_of(path: &str) -> Option<&'static str> {
         "/metrics" | "/healthz" | "/readyz" | "/api/queries" | "/api/tables" | "/api/feed" => {
             Some("GET")
         }
-        "/api/invalidate" | "/api/reload" => Some("POST"),
+        "/api/invalidate" | "/api/reload" | "/api/release" | "/api/resume" => Some("POST"),
         _ => None,
     }
 }
@@ -188,6 +205,29 @@ async fn healthz(shared: &Shared) -> Reply {
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"status": "unavailable", "upstream": upstream.address(), "error": "timed out"}),
         ),
+    }
+}
+
+/// `{"database": "name", "seconds": 60}` (seconds optional, 1 to 3600).
+async fn release(shared: &Shared, body: &Value) -> Reply {
+    let max = crate::catalog::MAX_OPERATOR_RELEASE.as_secs();
+    let seconds = match body.get("seconds") {
+        None => Some(operations::DEFAULT_RELEASE.as_secs()),
+        Some(v) => v.as_u64().filter(|s| (1..=max).contains(s)),
+    };
+    let (Some(database), Some(seconds)) = (body.get("database").and_then(Value::as_str), seconds)
+    else {
+        return json_reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "expected {\"database\": \"name\", \"seconds\": 1..3600 (optional, default 60)}"}),
+        );
+    };
+    match operations::release(shared, database, std::time::Duration::from_secs(seconds)).await {
+        Ok(()) => json_reply(
+            StatusCode::OK,
+            json!({"released": database, "seconds": seconds}),
+        ),
+        Err(e) => json_reply(StatusCode::NOT_FOUND, json!({ "error": e })),
     }
 }
 

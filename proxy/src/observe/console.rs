@@ -3,6 +3,8 @@
 //! them. The login itself is checked by the upstream server (the session logs
 //! in to the upstream's own database); only configured admin users get here.
 
+use std::time::Duration;
+
 use bytes::BytesMut;
 use serde_json::Value;
 
@@ -11,10 +13,10 @@ use crate::shared::Shared;
 use crate::wire::result_set::{write_command_complete, write_result_set};
 use crate::wire::{ErrorResponse, SqlState};
 
-const HELP: &str = "commands: SHOW STATS | SHOW QUERIES | SHOW TABLES | SHOW POLICY | SHOW FEED | INVALIDATE TABLE name | INVALIDATE ALL | RELOAD";
+const HELP: &str = "commands: SHOW STATS | SHOW QUERIES | SHOW TABLES | SHOW POLICY | SHOW FEED | INVALIDATE TABLE name | INVALIDATE ALL | RELOAD | RELEASE database [seconds] | RESUME database";
 
 /// Answers one console command into `out` (without the ReadyForQuery).
-pub fn answer(shared: &Shared, sql: &str, out: &mut BytesMut) {
+pub async fn answer(shared: &Shared, sql: &str, out: &mut BytesMut) {
     let words: Vec<String> = sql
         .trim()
         .trim_end_matches(';')
@@ -38,6 +40,34 @@ pub fn answer(shared: &Shared, sql: &str, out: &mut BytesMut) {
             Ok(_) => write_command_complete(out, "INVALIDATE"),
             Err(e) => error(out, SqlState("42P01"), &e),
         },
+        ["RELEASE", _] | ["RELEASE", _, _] => {
+            let seconds = match words.get(2).map(|s| s.parse::<u64>()) {
+                None => Ok(operations::DEFAULT_RELEASE.as_secs()),
+                Some(Ok(s)) if s > 0 && s <= crate::catalog::MAX_OPERATOR_RELEASE.as_secs() => {
+                    Ok(s)
+                }
+                Some(_) => Err(()),
+            };
+            match seconds {
+                Ok(seconds) => {
+                    let database = unquote(&words[1]);
+                    match operations::release(shared, &database, Duration::from_secs(seconds)).await
+                    {
+                        Ok(()) => write_command_complete(out, "RELEASE"),
+                        Err(e) => error(out, SqlState("3D000"), &e),
+                    }
+                }
+                Err(()) => error(
+                    out,
+                    SqlState("22023"),
+                    "RELEASE database [seconds]: seconds is a whole number from 1 to 3600",
+                ),
+            }
+        }
+        ["RESUME", _] => match operations::resume(shared, &unquote(&words[1])) {
+            Ok(()) => write_command_complete(out, "RESUME"),
+            Err(e) => error(out, SqlState("3D000"), &e),
+        },
         ["RELOAD"] => match crate::maintenance::reload_policy(shared, "admin console") {
             Ok(_) => write_command_complete(out, "RELOAD"),
             Err(errors) => error(
@@ -53,6 +83,15 @@ pub fn answer(shared: &Shared, sql: &str, out: &mut BytesMut) {
             SqlState("42601"),
             &format!("unknown pgcache console command: {}", sql.trim()),
         ),
+    }
+}
+
+/// A database name as typed: `"Quoted"` as written, bare as written (the
+/// console, like PgBouncer's, does not fold case).
+fn unquote(word: &str) -> String {
+    match word.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => word.to_string(),
     }
 }
 

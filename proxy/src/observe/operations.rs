@@ -3,6 +3,7 @@
 //! call these, and neither calls the other.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -77,6 +78,32 @@ pub fn tables(shared: &Shared) -> Value {
         .collect();
     rows.sort_by(|a, b| a["table"].as_str().cmp(&b["table"].as_str()));
     json!({ "tables": rows })
+}
+
+/// How long a release lasts when the operator does not say.
+pub const DEFAULT_RELEASE: Duration = Duration::from_secs(60);
+
+/// Closes pgcache's connections to `database` (its catalog's, its change
+/// feed's) for `hold`, so DROP DATABASE and the like can run straight on
+/// the server; returns once they are closed.
+pub async fn release(shared: &Shared, database: &str, hold: Duration) -> Result<(), String> {
+    if shared.engine.catalogs.hold_released(database, hold).await {
+        tracing::info!(%database, ?hold, "released by an operator");
+        Ok(())
+    } else {
+        Err(format!(
+            "pgcache holds no connection to database {database:?}: nothing to release"
+        ))
+    }
+}
+
+/// Ends an operator's release early.
+pub fn resume(shared: &Shared, database: &str) -> Result<(), String> {
+    if shared.engine.catalogs.resume(database) {
+        Ok(())
+    } else {
+        Err(format!("database {database:?} is not released"))
+    }
 }
 
 /// Each table's invalidations: the total, and by source (from the metric,

@@ -8,7 +8,7 @@ use crate::shared::Shared;
 use crate::wire::{frontend, query, ErrorResponse, SqlState, TxStatus};
 
 /// Answers one console message. Returns true when the client terminated.
-pub fn on_message(
+pub async fn on_message(
     shared: &Shared,
     tag: u8,
     message: &[u8],
@@ -18,7 +18,7 @@ pub fn on_message(
     match tag {
         frontend::QUERY => {
             let text = query::text(message).unwrap_or_default();
-            crate::observe::console::answer(shared, text, client);
+            crate::observe::console::answer(shared, text, client).await;
             client.extend_from_slice(TxStatus::Idle.message());
         }
         frontend::SYNC => {

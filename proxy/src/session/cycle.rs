@@ -69,6 +69,9 @@ pub struct Cycle {
     pub fingerprint: Option<(u64, std::sync::Arc<str>)>,
     /// Sent by the proxy on its own.
     pub internal: Option<Internal>,
+    /// Databases the proxy keeps its connections away from while this cycle
+    /// runs (DROP DATABASE and the like).
+    pub released: Vec<crate::catalog::Released>,
 }
 
 impl Cycle {
@@ -90,6 +93,7 @@ impl Cycle {
             capture: None,
             fingerprint: None,
             internal: None,
+            released: Vec::new(),
         }
     }
 

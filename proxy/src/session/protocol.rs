@@ -141,7 +141,7 @@ impl Protocol {
         client: &mut BytesMut,
     ) {
         if self.console && self.tx_status.is_some() {
-            if super::console::on_message(&self.shared, tag, &message, server, client) {
+            if super::console::on_message(&self.shared, tag, &message, server, client).await {
                 self.terminated = true;
             }
             return;
@@ -368,8 +368,27 @@ impl Protocol {
         }
         cycle.started = started;
         cycle.fingerprint = Some((analysis.fingerprint_id, analysis.fingerprint.clone()));
+        self.release_databases(&analysis, text, &mut cycle).await;
         server.extend_from_slice(&message);
         self.cycles.push_back(cycle);
+    }
+
+    /// DROP DATABASE x and the like run only while nobody else uses x; the
+    /// proxy's own connections to it (catalog, change feed) are closed
+    /// until the cycle ends, as they would not exist against the server.
+    async fn release_databases(&self, analysis: &Analysis, text: &str, cycle: &mut Cycle) {
+        if !analysis
+            .statements
+            .iter()
+            .any(|s| matches!(s.kind, StatementKind::Ddl))
+        {
+            return;
+        }
+        for database in crate::sql::needing_exclusive_use(text) {
+            if let Some(released) = self.shared.engine.catalogs.release(&database).await {
+                cycle.released.push(released);
+            }
+        }
     }
 
     /// What the statements an extended-protocol batch runs need known: the
@@ -707,6 +726,9 @@ impl Protocol {
                     let name = match Parse::decode(message) {
                         Some(p) => {
                             let analysis = self.analyze_bounded(p.query);
+                            // Released with the batch that parses it (drivers
+                            // send Parse, Bind, Execute, Sync together).
+                            self.release_databases(&analysis, p.query, &mut cycle).await;
                             self.statements.parsed(
                                 p.statement,
                                 StatementInfo {

@@ -65,6 +65,7 @@ mod analysis;
 mod cache;
 mod classify;
 mod collect;
+mod databases;
 mod keywords;
 mod lexer;
 mod normalize;
@@ -86,6 +87,7 @@ pub use analysis::{
     TxCommand, Write,
 };
 pub use cache::{Analyzer, MAX_ANALYZED_TEXT, MAX_CACHED_TEXT, TOO_LARGE};
+pub use databases::needing_exclusive_use;
 /// The tokenizer, for the catalog's check of what a fingerprint names
 /// (operators, type and domain names) without substring guesses.
 pub(crate) use lexer::{ident_value, tokenize, Kind as TokenKind};
