@@ -17,6 +17,7 @@ pub mod maybe_tls;
 pub mod observe;
 pub mod server;
 pub mod session;
+pub mod setup;
 pub mod shared;
 pub mod sql;
 pub mod telemetry;

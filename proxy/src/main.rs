@@ -48,6 +48,10 @@ enum Command {
         /// The policy TOML file.
         file: PathBuf,
     },
+    /// Install in a database (or every database) the event triggers that let
+    /// the change feed see DDL made around the proxy; --remove undoes it.
+    /// Needs a superuser; prints every statement it runs.
+    Setup(pgcache::setup::SetupArgs),
 }
 
 #[derive(clap::Args)]
@@ -194,6 +198,21 @@ fn main() -> ExitCode {
                 }
                 Err(errors) => {
                     eprintln!("{errors}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::Setup(args)) => {
+            let done = runtime.block_on(pgcache::setup::run(
+                &args,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            ));
+            return match done {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("pgcache setup: {e:#}");
                     ExitCode::FAILURE
                 }
             };

@@ -280,6 +280,16 @@ impl DbCatalog {
         self.refresh(control).await
     }
 
+    /// Reloads now, whatever the age of the snapshot and even within the
+    /// backoff of a failed load: the change feed has just decoded DDL and
+    /// must resolve the commits after it against the catalog it made.
+    pub async fn reload_now(&self) -> Result<Arc<Snapshot>, CatalogError> {
+        self.mark_stale();
+        let control = self.control.lock().await;
+        *self.failure_slot() = None;
+        self.refresh(control).await
+    }
+
     /// Reloads unless another caller did while this one waited for the lock,
     /// or a recent failure is still in its backoff.
     async fn refresh(

@@ -13,11 +13,13 @@
 //! Files: `connection.rs` the replication connection and its login;
 //! `decode.rs` test_decoding's lines and per-transaction table sets;
 //! `stream.rs` one stream's life; `apply.rs` names to relation ids;
-//! `visibility.rs` the second bump once a commit is visible.
+//! `visibility.rs` the second bump once a commit is visible; `ddl.rs` the
+//! catalog reload at a DDL message from `pgcache setup`'s event triggers.
 
 mod apply;
 mod board;
 mod connection;
+mod ddl;
 mod decode;
 mod gate;
 mod lag;

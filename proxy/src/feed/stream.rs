@@ -102,8 +102,11 @@ async fn follow(
         "CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL test_decoding NOEXPORT_SNAPSHOT"
     ))
     .await?;
+    // Not "skip-empty-xacts": with it, test_decoding writes BEGIN and COMMIT
+    // only around row changes, so a DDL-only transaction's message would
+    // come alone and be taken for part of the next transaction.
     conn.start_copy_both(&format!(
-        "START_REPLICATION SLOT {slot} LOGICAL 0/0 (\"skip-empty-xacts\" '1', \"include-xids\" '1')"
+        "START_REPLICATION SLOT {slot} LOGICAL 0/0 (\"skip-empty-xacts\" '0', \"include-xids\" '1')"
     ))
     .await?;
     tracing::info!(database = %catalog.database(), %slot, "change feed streaming");
@@ -152,9 +155,14 @@ async fn follow(
                 let Some(committed) = tx.apply(line) else {
                     continue;
                 };
-                transactions.inc();
+                // Transactions that changed no row and no definition (ANALYZE,
+                // row locks) are counted out, as before empty ones were shown.
+                if committed.ddl || committed.tables.as_ref().is_none_or(|t| !t.is_empty()) {
+                    transactions.inc();
+                }
                 if committed.ddl {
-                    catalog.mark_stale();
+                    // Before any later commit is resolved (see ddl.rs).
+                    super::ddl::reload_at_commit(&shared.engine, catalog, committed.xid).await;
                 }
                 let writes = if committed.ddl {
                     WriteSet::Everything

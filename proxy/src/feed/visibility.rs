@@ -64,7 +64,7 @@ pub enum Check {
 }
 
 /// The xids to wait for.
-enum Pending {
+pub(super) enum Pending {
     /// Decoded 32-bit xids.
     Decoded(Vec<u32>),
     /// Whatever is in progress when the check begins.
@@ -239,7 +239,7 @@ impl Marks {
 
 /// Returns once none of `pending` is in progress, once `patience` has
 /// passed, or after [`MAX_FAILED_CHECKS`] failed attempts in a row.
-async fn wait_visible(
+pub(super) async fn wait_visible(
     client: &mut Option<Client>,
     catalog: &DbCatalog,
     pending: Pending,
