@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _, Result};
 
 use crate::cpu::tree_cpu;
-use crate::measure::{http, pgcache_counts};
+use crate::measure::http;
 use crate::minipg;
 use crate::opts::Opts;
 use crate::pgbench::conn_args;
@@ -136,15 +136,40 @@ fn measure(opts: &Opts, t: &Targets, loaded: bool, tck: f64) -> Result<Freshness
 /// commit is surely visible).
 fn is_cached(reader: &mut minipg::Conn, admin: SocketAddr, read: &str, value: i64) -> Result<bool> {
     for _ in 0..20 {
-        let (hits, _, _) = pgcache_counts(admin)?;
+        let hits = shape_hits(admin)?;
         let seen = single(&reader.query(read)?)?;
-        let (after, _, _) = pgcache_counts(admin)?;
+        let after = shape_hits(admin)?;
         if seen == value && after > hits {
             return Ok(true);
         }
         std::thread::sleep(Duration::from_millis(2));
     }
     Ok(false)
+}
+
+/// Hits of the measured query's shape (`GET /api/queries`): the process-wide
+/// hit counter would count the load's hits too.
+fn shape_hits(admin: SocketAddr) -> Result<u64> {
+    let answer = http(admin, "GET", "/api/queries", "")?;
+    let body = answer
+        .find('{')
+        .map(|at| &answer[at..])
+        .ok_or_else(|| anyhow!("/api/queries: no JSON body"))?;
+    let json: serde_json::Value = serde_json::from_str(body).context("/api/queries")?;
+    json["queries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|q| {
+            q["fingerprint"]
+                .as_str()
+                .is_some_and(|f| f.contains(FRESHNESS_TABLE))
+        })
+        .map_or(Ok(0), |q| {
+            q["hits"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("/api/queries: hits is not a number"))
+        })
 }
 
 fn current(conn: &mut minipg::Conn, read: &str) -> Result<i64> {

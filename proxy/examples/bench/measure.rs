@@ -53,7 +53,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<St
     Ok(out)
 }
 
-pub fn pgcache_counts(admin: SocketAddr) -> Result<(u64, u64, u64)> {
+fn pgcache_counts(admin: SocketAddr) -> Result<(u64, u64, u64)> {
     let text = http(admin, "GET", "/metrics", "")?;
     let get = |label: &str| -> u64 {
         let prefix = format!("pgcache_queries_total{{result=\"{label}\"}}");
