@@ -48,7 +48,7 @@ const METRICS: &[(&str, &[&str])] = &[
     ("pgcache_feed_up", &["database"]),
     ("pgcache_feed_lag_seconds", &["database"]),
     ("pgcache_feed_lag_bytes", &["database"]),
-    ("pgcache_feed_max_lag_seconds", &["database"]),
+    ("pgcache_feed_max_lag_seconds", &[]),
     ("pgcache_feed_transactions_total", &["database"]),
     ("pgcache_feed_restarts_total", &["database", "reason"]),
 ];
@@ -435,7 +435,7 @@ fn the_feed_dashboard_shows_every_feed_series_per_database() {
     for (metric, by) in [
         ("pgcache_feed_up", &["database"][..]),
         ("pgcache_feed_lag_seconds", &["database"]),
-        ("pgcache_feed_max_lag_seconds", &["database"]),
+        ("pgcache_feed_max_lag_seconds", &["instance"]),
         ("pgcache_feed_lag_bytes", &["database"]),
         ("pgcache_feed_transactions_total", &["database"]),
         ("pgcache_feed_restarts_total", &["database", "reason"]),
