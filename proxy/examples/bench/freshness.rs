@@ -6,8 +6,8 @@
 //! the admin counters), a direct connection to the server runs `UPDATE ...
 //! SET v = i` with `synchronous_commit = on` (a commit returns once its WAL
 //! is flushed, so a stream can report it), and from the moment the UPDATE's
-//! answer arrives a reader polls the row through pgcache back to back until
-//! it reads `i`. The time to that read is the write's staleness. Once with
+//! answer arrives a reader polls the row through pgcache every millisecond
+//! until it reads `i`. The time to that read is the write's staleness. Once with
 //! the server idle, once under `pgbench -S` through pgcache-feed.
 
 use std::net::SocketAddr;
@@ -26,6 +26,10 @@ use crate::targets::{Kind, Proc, Targets, DB, FRESHNESS_TABLE, USER};
 /// How long one write may stay invisible before the measurement gives up on
 /// it (and says so).
 const GIVE_UP: Duration = Duration::from_secs(10);
+/// The reader's pause between two reads of a stale value. A reader polling
+/// back to back would hold a core of a two-core machine and delay the very
+/// feed it waits for; one poll adds at most this much to a measurement.
+const POLL: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Default)]
 pub struct Freshness {
@@ -114,6 +118,7 @@ fn measure(opts: &Opts, t: &Targets, loaded: bool, tck: f64) -> Result<Freshness
             if acknowledged.elapsed() > GIVE_UP {
                 bail!("write {i} (v = {value}) still unseen through pgcache after {GIVE_UP:?}");
             }
+            std::thread::sleep(POLL);
         }
         result
             .millis

@@ -146,9 +146,10 @@ fn freshness_table(opts: &Opts, fresh: &[Freshness]) -> String {
         "### Freshness through the change feed\n\n\
          {} writes made straight on the server (`UPDATE bench_freshness SET v = i`, \
          `synchronous_commit = on`), each while the row is cached in pgcache-feed; a reader \
-         polls the row through pgcache-feed back to back from the moment the UPDATE is \
-         acknowledged. Staleness: the time from the acknowledgement to the first read that \
-         sees the new value (it includes that read's own round trip). Stale reads: reads \
+         polls the row through pgcache-feed from the moment the UPDATE is acknowledged, \
+         pausing 1 ms after each read that still sees the old value. Staleness: the time \
+         from the acknowledgement to the first read that sees the new value (it includes \
+         that read's own round trip and up to one pause). Stale reads: reads \
          after an acknowledged write that still returned the old value (the staleness \
          window, summed over the writes).\n\n\
          | condition | writes | cached at the write | p50 ms | p99 ms | max ms | stale reads | walsender CPU µs/write | note |\n\
