@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use testkit::{Cluster, ClusterOptions};
 use tokio_postgres::{Client, NoTls};
 
+use crate::bypass::Bypass;
 use crate::feed::ChangeFeedMode;
 use crate::{Proxy, ProxyConfig, ProxyHandle};
 
@@ -98,8 +99,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  orders written by both runs: {orders}");
     println!(
-        "  through pgcache: {hits} hits, {misses} misses, {bypasses} bypasses (writes, DDL, session set-up); hit ratio {:.1}%",
+        "  through pgcache: {hits} hits, {misses} misses, {bypasses} bypasses; hit ratio {:.1}%",
         100.0 * hits as f64 / (hits + misses).max(1) as f64
+    );
+    let mut reasons: Vec<(u64, &str)> = Bypass::ALL
+        .iter()
+        .map(|r| (stats.bypasses(r.as_str()), r.as_str()))
+        .filter(|(n, _)| *n > 0)
+        .collect();
+    reasons.sort_by(|a, b| b.cmp(a));
+    let reasons: Vec<String> = reasons.iter().map(|(n, r)| format!("{r} {n}")).collect();
+    println!(
+        "  bypasses by reason: {} (dashboards/README.md explains each reason)",
+        reasons.join(", ")
     );
 
     println!("\nfreshness:");
