@@ -1,5 +1,7 @@
 //! `pgcache demo`: a throwaway PostgreSQL, the proxy in front of it, a small
-//! schema and a workload, then a report. Everything is removed at the end.
+//! schema and a workload, then a report, and a write made straight on the
+//! server (with psql, around the proxy) reaching the cache through the
+//! change feed. Everything is removed at the end.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -9,7 +11,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use testkit::{Cluster, ClusterOptions};
 use tokio_postgres::{Client, NoTls};
 
-use crate::{Proxy, ProxyConfig};
+use crate::bypass::Bypass;
+use crate::feed::ChangeFeedMode;
+use crate::{Proxy, ProxyConfig, ProxyHandle};
+
+/// The database the demo works in.
+const DB: &str = "postgres";
+/// How long the demo waits for the change feed to stream, and then for a
+/// direct write to show through the proxy, before saying it did not.
+const FEED_PATIENCE: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -30,21 +40,29 @@ const SCHEMA: &str = "
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("pgcache demo: starting a throwaway PostgreSQL from the system's binaries...");
-    let cluster = tokio::task::spawn_blocking(|| Cluster::start(ClusterOptions::default()))
+    // wal_level = logical lets the change feed decode the server's WAL;
+    // synchronous_commit = on (PostgreSQL's default, which the throwaway
+    // cluster otherwise turns off for speed) makes a COMMIT return only once
+    // its WAL is flushed, so the feed can see it at once.
+    let options = ClusterOptions::default()
+        .setting("wal_level", "logical")
+        .setting("synchronous_commit", "on");
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start(options))
         .await?
         .context("could not start PostgreSQL")?;
     println!("  PostgreSQL is listening on {}", cluster.addr());
 
     let upstream = cluster
-        .url(
-            cluster.superuser(),
-            Some(cluster.superuser_password()),
-            "postgres",
-        )
+        .url(cluster.superuser(), Some(cluster.superuser_password()), DB)
         .parse()?;
-    let proxy = Proxy::bind(ProxyConfig::new("127.0.0.1:0".parse()?, upstream)).await?;
+    let mut config = ProxyConfig::new("127.0.0.1:0".parse()?, upstream);
+    config.change_feed = ChangeFeedMode::Auto;
+    let proxy = Proxy::bind(config).await?;
     let proxy = proxy.spawn();
-    println!("  pgcache is listening on {} in front of it\n", proxy.addr);
+    println!(
+        "  pgcache is listening on {} in front of it, with the change feed on (--change-feed auto)\n",
+        proxy.addr
+    );
 
     let via_proxy = connect(&cluster, proxy.addr).await?;
     via_proxy.batch_execute(SCHEMA).await?;
@@ -81,8 +99,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  orders written by both runs: {orders}");
     println!(
-        "  through pgcache: {hits} hits, {misses} misses, {bypasses} bypasses (writes, DDL, session set-up); hit ratio {:.1}%",
+        "  through pgcache: {hits} hits, {misses} misses, {bypasses} bypasses; hit ratio {:.1}%",
         100.0 * hits as f64 / (hits + misses).max(1) as f64
+    );
+    let mut reasons: Vec<(u64, &str)> = Bypass::ALL
+        .iter()
+        .map(|r| (stats.bypasses(r.as_str()), r.as_str()))
+        .filter(|(n, _)| *n > 0)
+        .collect();
+    reasons.sort_by(|a, b| b.cmp(a));
+    let reasons: Vec<String> = reasons.iter().map(|(n, r)| format!("{r} {n}")).collect();
+    println!(
+        "  bypasses by reason: {} (dashboards/README.md explains each reason)",
+        reasons.join(", ")
     );
 
     println!("\nfreshness:");
@@ -93,18 +122,90 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await?;
     let after: String = via_proxy.query_one(price, &[]).await?.get(0);
     println!("  price of product 1 was {before}; an UPDATE through pgcache; the next read says {after} (invalidated at once)");
-    let direct = connect(&cluster, cluster.addr()).await?;
-    direct
-        .batch_execute("UPDATE products SET price = 0 WHERE id = 1")
-        .await?;
-    let cached: String = via_proxy.query_one(price, &[]).await?.get(0);
-    println!("  an UPDATE straight to the server, behind pgcache's back: pgcache still says {cached} until the table's TTL (60s by default, see examples/policies/)");
+    around_the_proxy(&cluster, &proxy, &via_proxy, price).await?;
 
     drop(via_proxy);
-    drop(direct);
     proxy.shutdown().await?;
     tokio::task::spawn_blocking(move || drop(cluster)).await?;
     println!("\ncleaned up: the proxy is stopped, the PostgreSQL cluster and its files are gone");
+    Ok(())
+}
+
+/// A write made with psql on the server, as an administrator or a job would,
+/// reaching the cache through the change feed: the cached value before (a
+/// hit), the UPDATE, and the first read through the proxy that sees it.
+async fn around_the_proxy(
+    cluster: &Cluster,
+    proxy: &ProxyHandle,
+    via_proxy: &Client,
+    price: &str,
+) -> anyhow::Result<()> {
+    let stats = &proxy.shared.stats;
+    let up = stats.feed.up.with_label_values(&[DB]);
+    let waiting = Instant::now();
+    while up.get() != 1 {
+        if waiting.elapsed() > FEED_PATIENCE {
+            let why = proxy
+                .shared
+                .engine
+                .feed_board
+                .databases()
+                .into_iter()
+                .find(|(name, _)| name == DB)
+                .and_then(|(_, feed)| feed.last_error)
+                .unwrap_or_else(|| "no error recorded".into());
+            println!("  the change feed is not streaming ({why}): writes made around pgcache would show only after the table's TTL");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The feed bumps the earlier UPDATE through the proxy once more when it
+    // decodes it: read until the value is served from the cache.
+    let mut before = String::new();
+    let mut hit = false;
+    for _ in 0..50 {
+        let hits = stats.queries("hit");
+        before = via_proxy.query_one(price, &[]).await?.get(0);
+        if stats.queries("hit") > hits {
+            hit = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hit = if hit {
+        "a hit: the server was not asked"
+    } else {
+        "not a hit"
+    };
+    println!("\na write around pgcache, with psql on the server:");
+    println!("  through pgcache, the price of product 1 is {before} ({hit})");
+    let update = "UPDATE products SET price = 42 WHERE id = 1";
+    // psql is a blocking child process; the proxy and its feed keep running
+    // on the runtime's other threads meanwhile.
+    tokio::task::block_in_place(|| cluster.psql(DB, update)).context("psql on the server")?;
+    let committed = Instant::now();
+    let target = "42.00";
+    println!("  psql on the server (not through pgcache): {update}");
+    let mut stale_reads = 0u32;
+    loop {
+        let now: String = via_proxy.query_one(price, &[]).await?.get(0);
+        if now == target {
+            let took = committed.elapsed().as_secs_f64() * 1e3;
+            let stale = match stale_reads {
+                0 => "the first read after the COMMIT already saw it".to_string(),
+                1 => format!("one read before it still saw {before}"),
+                n => format!("{n} reads before it still saw {before}"),
+            };
+            println!("  through pgcache {took:.1} ms after psql's COMMIT returned: {now} (the change feed invalidated the entry; {stale})");
+            break;
+        }
+        stale_reads += 1;
+        if committed.elapsed() > FEED_PATIENCE {
+            println!("  through pgcache {FEED_PATIENCE:?} later: still {now}; the change feed did not deliver the write");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     Ok(())
 }
 
@@ -114,7 +215,7 @@ async fn connect(cluster: &Cluster, addr: SocketAddr) -> anyhow::Result<Client> 
         .port(addr.port())
         .user(cluster.superuser())
         .password(cluster.superuser_password())
-        .dbname("postgres")
+        .dbname(DB)
         .connect(NoTls)
         .await
         .with_context(|| format!("could not connect to {addr}"))?;

@@ -45,6 +45,12 @@ const METRICS: &[(&str, &[&str])] = &[
     ("pgcache_policy_reloads_total", &["outcome"]),
     ("pgcache_policy_loaded_timestamp_seconds", &[]),
     ("pgcache_build_info", &["version"]),
+    ("pgcache_feed_up", &["database"]),
+    ("pgcache_feed_lag_seconds", &["database"]),
+    ("pgcache_feed_lag_bytes", &["database"]),
+    ("pgcache_feed_max_lag_seconds", &[]),
+    ("pgcache_feed_transactions_total", &["database"]),
+    ("pgcache_feed_restarts_total", &["database", "reason"]),
 ];
 const HISTOGRAMS: &[(&str, &[&str])] = &[("pgcache_query_duration_seconds", &["result"])];
 const TARGET_LABELS: &[&str] = &["instance", "job"];
@@ -52,6 +58,19 @@ const TARGET_LABELS: &[&str] = &["instance", "job"];
 const LABEL_VALUES: &[(&str, &[&str])] = &[
     ("result", &["hit", "miss", "bypass"]),
     ("outcome", &["ok", "error"]),
+    (
+        "source",
+        &[
+            "write",
+            "ddl",
+            "feed",
+            "feed_restart",
+            "operator",
+            "policy",
+            "upstream_lost",
+            "desync",
+        ],
+    ),
 ];
 
 fn repo_root() -> PathBuf {
@@ -248,7 +267,7 @@ fn every_written_expression() -> Vec<(String, String)> {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn the_four_dashboards_exist_with_unique_uids_and_titles() {
+fn every_dashboard_exists_with_a_unique_uid_and_title() {
     let mut uids = BTreeSet::new();
     let mut titles = BTreeSet::new();
     for (file, dashboard) in dashboards() {
@@ -394,6 +413,45 @@ fn every_panel_queries_prometheus_through_the_datasource_variable() {
             }
         }
     }
+}
+
+/// The change feed dashboard shows each feed series per database, restarts
+/// by reason, and invalidations by source.
+#[test]
+fn the_feed_dashboard_shows_every_feed_series_per_database() {
+    let dashboard = load_dashboard("pgcache-feed.json");
+    let exprs: Vec<String> = panels(&dashboard)
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(String::from))
+        .collect();
+    let shown = |metric: &str, grouped_by: &[&str]| {
+        exprs.iter().any(|expr| {
+            let (selectors, grouping) = analyse(expr);
+            selectors.iter().any(|s| s.metric == metric)
+                && grouped_by.iter().all(|l| grouping.iter().any(|g| g == l))
+        })
+    };
+    for (metric, by) in [
+        ("pgcache_feed_up", &["database"][..]),
+        ("pgcache_feed_lag_seconds", &["database"]),
+        ("pgcache_feed_max_lag_seconds", &["instance"]),
+        ("pgcache_feed_lag_bytes", &["database"]),
+        ("pgcache_feed_transactions_total", &["database"]),
+        ("pgcache_feed_restarts_total", &["database", "reason"]),
+        ("pgcache_invalidations_total", &["source"]),
+    ] {
+        assert!(
+            shown(metric, by),
+            "pgcache-feed.json: no panel shows {metric} by {by:?}"
+        );
+    }
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("rate(pgcache_feed_transactions_total")),
+        "pgcache-feed.json: transactions are shown as a rate"
+    );
 }
 
 #[test]
@@ -642,6 +700,9 @@ fn alert_rules_are_labelled_and_annotated() {
         "UpstreamErrors",
         "CacheAtBudgetHighEvictions",
         "PolicyReloadFailed",
+        "ChangeFeedDown",
+        "ChangeFeedLagging",
+        "ChangeFeedFlapping",
     ] {
         assert!(names.contains(wanted), "alerts.yml has no alert {wanted}");
     }

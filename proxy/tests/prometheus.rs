@@ -1,12 +1,17 @@
 //! A real Prometheus scrapes a proxy under traffic, and every PromQL expression
 //! of every dashboard panel and alert rule returns at least one series.
+//! The proxy runs with `--change-feed required`, so that the change feed's
+//! series exist too: its first reads are bypassed (`feed_down`) until the
+//! feed streams, writes made straight on the server come through the feed,
+//! and one terminated walsender makes a restart.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::promql::{alerts_path, live_check_expressions, start_prometheus};
-use common::{connect, fresh_db, proxy_with};
+use common::{connect, fresh_db, proxy_with, value};
+use pgcache::feed::ChangeFeedMode;
 use testkit::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,6 +29,7 @@ async fn every_dashboard_and_alert_expression_returns_series() {
     let proxy = proxy_with(cluster, move |c| {
         c.admin_listen = Some("127.0.0.1:0".parse().unwrap());
         c.policy = Some(path);
+        c.change_feed = ChangeFeedMode::Required;
     })
     .await;
     let admin = proxy.admin_addr.unwrap();
@@ -32,6 +38,7 @@ async fn every_dashboard_and_alert_expression_returns_series() {
     // invalidations, evictions, a policy reload, one refused and one failed
     // upstream... the expressions only need series to exist.
     let client = connect(cluster, proxy.addr, &db).await;
+    let direct = connect(cluster, cluster.addr(), &db).await;
     let traffic = tokio::spawn(async move {
         let mut i = 0u32;
         loop {
@@ -47,6 +54,11 @@ async fn every_dashboard_and_alert_expression_returns_series() {
                     .simple_query(&format!("UPDATE items SET v = v WHERE id = {id}"))
                     .await;
             }
+            if i.is_multiple_of(25) {
+                let _ = direct
+                    .simple_query(&format!("UPDATE items SET v = v WHERE id = {}", id % 5 + 1))
+                    .await;
+            }
             i += 1;
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -56,6 +68,41 @@ async fn every_dashboard_and_alert_expression_returns_series() {
         "[cache]\nmax_memory = \"64KiB\"\n[defaults]\nttl = \"30s\"\n",
     )
     .unwrap();
+
+    // One restart of the feed, so that its restart series exist.
+    let up = proxy.shared.stats.feed.up.with_label_values(&[&db]);
+    let restarts = || {
+        proxy
+            .shared
+            .stats
+            .feed
+            .restarts
+            .with_label_values(&[&db, "server"])
+            .get()
+    };
+    let admin_client = connect(cluster, cluster.addr(), "postgres").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while up.get() != 1 {
+        assert!(Instant::now() < deadline, "the feed of {db} never streamed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let terminated = value(
+        &admin_client,
+        &format!(
+            "SELECT count(pg_terminate_backend(active_pid))::text FROM pg_replication_slots \
+             WHERE slot_name LIKE 'pgcache\\_{}\\_%' AND database = '{db}'",
+            std::process::id()
+        ),
+    )
+    .await;
+    assert_eq!(terminated, "1", "one walsender to terminate");
+    while restarts() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the feed's restart was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let prometheus =
         tokio::task::spawn_blocking(move || start_prometheus(&admin.to_string(), &alerts_path()))

@@ -1,15 +1,20 @@
 //! The benchmark harness (issue 6): pgcache side by side with the server, with
 //! pgpool-II's in-memory query cache, and with a "ceiling" wire server that
-//! answers every query with one canned row at no cost.
+//! answers every query with one canned row at no cost; and (issue 13) how
+//! fresh reads through pgcache's change feed are after writes made straight
+//! on the server.
 //!
 //! One run, on this machine: a throwaway PostgreSQL (testkit), `pgbench -i` at
-//! scale 10, the release `pgcache` binary twice (cache on; and `[cache] enabled
-//! = false` for the miss path), pgpool-II with `memory_cache_enabled = on`,
+//! scale 10, the release `pgcache` binary three times (cache on; cache on with
+//! `--change-feed auto`; and `[cache] enabled = false` for the miss path), pgpool-II with `memory_cache_enabled = on`,
 //! `memqcache_method = 'shmem'`, the ceiling (this program re-executed with
 //! `--ceiling-server`) and a bare TCP relay to the server (`--forwarder`,
 //! the cost of one hop that does nothing). Then pgbench (the standard client) against each
 //! target in turn, target order rotated every round, several rounds; medians
-//! and ratios go to a Markdown report.
+//! and ratios go to a Markdown report. Then the freshness measurement
+//! (`freshness.rs`): direct writes, a reader polling through the pgcache with
+//! the feed, the time from each COMMIT's acknowledgement to the first read
+//! that sees it, with the server idle and under `pgbench -S`.
 //!
 //! ```sh
 //! bash scripts/bench.sh                  # builds, installs pgpool2 if missing, runs this
@@ -23,7 +28,8 @@
 //! `BENCH_OUT` (report directory, default `<target>/release/bench`),
 //! `BENCH_PGCACHE` (the binary, default the `pgcache` next to this example's
 //! directory), `BENCH_PERF` (set to 1: `perf record` pgcache during extra
-//! hot-set runs at the end, if `perf` is installed).
+//! hot-set runs at the end, if `perf` is installed), `BENCH_FRESHNESS`
+//! (direct writes per freshness measurement, 300; 0 skips it).
 //!
 //! Workload ids: hot-simple, hot-prepared, hot-simple-1c, hot-prepared-1c,
 //! select-only, tpcb, zipf. The report (`report.md`) and every run
@@ -36,6 +42,7 @@ mod canned;
 mod checks;
 mod cpu;
 mod forwarder;
+mod freshness;
 mod machine;
 mod measure;
 mod minipg;
@@ -182,9 +189,14 @@ fn run(opts: &Opts) -> Result<()> {
             }
         }
     }
+    let fresh = if opts.freshness_writes > 0 {
+        freshness::measure_all(opts, &t, tck)
+    } else {
+        Vec::new()
+    };
     let elapsed = started.elapsed();
 
-    let report = report::render(opts, &machine, &wls, &results, &checks, elapsed);
+    let report = report::render(opts, &machine, &wls, &results, &checks, &fresh, elapsed);
     std::fs::write(opts.out.join("report.md"), &report)?;
     std::fs::write(opts.out.join("runs.csv"), &csv)?;
     println!("{report}");

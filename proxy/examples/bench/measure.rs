@@ -37,7 +37,7 @@ pub struct RunResult {
     pub note: String,
 }
 
-fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<String> {
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
@@ -91,7 +91,7 @@ fn percentile(sorted: &[u32], q: f64) -> f64 {
 
 fn reset_caches(t: &mut Targets, kind: Kind) -> Result<()> {
     match kind {
-        Kind::Pgcache | Kind::PgcacheOff => {
+        Kind::Pgcache | Kind::PgcacheFeed | Kind::PgcacheOff => {
             let admin = t.admin(kind).expect("pgcache has an admin address");
             http(admin, "POST", "/api/invalidate", "{\"all\": true}")?;
         }
@@ -124,7 +124,7 @@ pub fn run_one(
         .ok_or_else(|| anyhow!("no postmaster.pid"))?;
     let counts = |t: &Targets| -> Option<(u64, u64)> {
         match kind {
-            Kind::Pgcache | Kind::PgcacheOff => {
+            Kind::Pgcache | Kind::PgcacheFeed | Kind::PgcacheOff => {
                 pgcache_counts(t.admin(kind)?).ok().map(|(h, m, _)| (h, m))
             }
             Kind::Pgpool => pgpool_counts(addr).ok(),

@@ -15,6 +15,8 @@ pub struct Opts {
     pub out: PathBuf,
     pub pgcache_bin: PathBuf,
     pub perf: bool,
+    /// Direct writes per freshness measurement (0: none).
+    pub freshness_writes: u32,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
@@ -63,6 +65,7 @@ impl Opts {
             out,
             pgcache_bin,
             perf: std::env::var("BENCH_PERF").is_ok_and(|v| v == "1"),
+            freshness_writes: env_num("BENCH_FRESHNESS", 300)?,
         })
     }
 }

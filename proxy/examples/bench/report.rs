@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::freshness::{percentile, Freshness};
 use crate::measure::RunResult;
 use crate::opts::Opts;
 use crate::pgbench::pgbench_display;
@@ -26,6 +27,7 @@ pub fn render(
     wls: &[Workload],
     results: &BTreeMap<(usize, Kind), Vec<RunResult>>,
     checks: &[String],
+    fresh: &[Freshness],
     elapsed: Duration,
 ) -> String {
     let mut md = String::new();
@@ -132,7 +134,51 @@ pub fn render(
         }
         md.push('\n');
     }
-    md.push_str(&targets_table(&summaries));
+    if !fresh.is_empty() {
+        md.push_str(&freshness_table(opts, fresh));
+    }
+    md.push_str(&targets_table(&summaries, fresh));
+    md
+}
+
+fn freshness_table(opts: &Opts, fresh: &[Freshness]) -> String {
+    let mut md = format!(
+        "### Freshness through the change feed\n\n\
+         {} writes made straight on the server (`UPDATE bench_freshness SET v = i`, \
+         `synchronous_commit = on`), each while the row is cached in pgcache-feed; a reader \
+         polls the row through pgcache-feed from the moment the UPDATE is acknowledged, \
+         pausing 1 ms after each read that still sees the old value. Staleness: the time \
+         from the acknowledgement to the first read that sees the new value (it includes \
+         that read's own round trip and up to one pause). Stale reads: reads \
+         after an acknowledged write that still returned the old value (the staleness \
+         window, summed over the writes).\n\n\
+         | condition | writes | cached at the write | p50 ms | p99 ms | max ms | stale reads | walsender CPU µs/write | note |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        opts.freshness_writes
+    );
+    for f in fresh {
+        let mut ms = f.millis.clone();
+        ms.sort_by(|a, b| a.total_cmp(b));
+        let per_write = f
+            .walsender_cpu_s
+            .filter(|_| !ms.is_empty())
+            .map_or("–".into(), |c| {
+                format!("{:.0}", c * 1e6 / ms.len() as f64)
+            });
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {per_write} | {} |",
+            f.condition,
+            ms.len(),
+            f.cached_at_write,
+            percentile(&ms, 0.50),
+            percentile(&ms, 0.99),
+            ms.last().copied().unwrap_or(f64::NAN),
+            f.stale_reads,
+            f.note,
+        );
+    }
+    md.push('\n');
     md
 }
 
@@ -140,7 +186,7 @@ fn w_has(wls: &[Workload], id: &str) -> bool {
     wls.iter().any(|w| w.id == id)
 }
 
-fn targets_table(s: &BTreeMap<(&str, Kind), Summary>) -> String {
+fn targets_table(s: &BTreeMap<(&str, Kind), Summary>, fresh: &[Freshness]) -> String {
     let tps = |w: &str, k: Kind| s.get(&(w, k)).map(|x| x.tps);
     let mut rows: Vec<(String, String, bool)> = Vec::new();
     fn at_least(
@@ -172,6 +218,32 @@ fn targets_table(s: &BTreeMap<(&str, Kind), Summary>) -> String {
             tps(w, Kind::Pgpool),
             2.0,
         );
+    }
+    for w in ["hot-simple", "hot-prepared"] {
+        at_least(
+            &mut rows,
+            format!("{w}: pgcache with the change feed vs without, TPS"),
+            tps(w, Kind::PgcacheFeed),
+            tps(w, Kind::Pgcache),
+            0.95,
+        );
+    }
+    for f in fresh.iter().filter(|f| !f.millis.is_empty()) {
+        let mut ms = f.millis.clone();
+        ms.sort_by(|a, b| a.total_cmp(b));
+        let p99 = percentile(&ms, 0.99);
+        rows.push((
+            format!("freshness, {}: p99", f.condition),
+            format!("{p99:.2} ms (target < 50 ms)"),
+            p99 < 50.0,
+        ));
+        // max_lag (250 ms by default) plus one poll (one read through pgcache).
+        let max = ms.last().copied().unwrap_or(f64::NAN);
+        rows.push((
+            format!("freshness, {}: max", f.condition),
+            format!("{max:.2} ms (target < 250 ms + one poll)"),
+            max < 260.0,
+        ));
     }
     for w in ["hot-simple-1c", "hot-prepared-1c"] {
         // latency ratio = inverse TPS ratio; target: within 1.15x of the ceiling's
@@ -220,8 +292,9 @@ fn targets_table(s: &BTreeMap<(&str, Kind), Summary>) -> String {
             1.0,
         );
     }
-    let mut md =
-        String::from("### Targets (issue 6)\n\n| target | measured | met |\n|---|---|---|\n");
+    let mut md = String::from(
+        "### Targets (issues 6 and 13)\n\n| target | measured | met |\n|---|---|---|\n",
+    );
     for (name, value, met) in rows {
         let _ = writeln!(
             md,

@@ -1,6 +1,6 @@
-//! What pgbench is pointed at: the server itself, pgcache (cache on and
-//! off), pgpool-II, the canned-row ceiling and a bare TCP relay; starting
-//! them and stopping them.
+//! What pgbench is pointed at: the server itself, pgcache (cache on, cache
+//! on with the change feed, cache off), pgpool-II, the canned-row ceiling and
+//! a bare TCP relay; starting them and stopping them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,11 +18,14 @@ use crate::pgpool::{run_as_postgres, Pgpool};
 /// The user and database every target is measured with.
 pub const USER: &str = "postgres";
 pub const DB: &str = "bench";
+/// The table whose one row the freshness measurement writes and reads.
+pub const FRESHNESS_TABLE: &str = "bench_freshness";
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Kind {
     Server,
     Pgcache,
+    PgcacheFeed,
     PgcacheOff,
     Pgpool,
     Ceiling,
@@ -34,6 +37,7 @@ impl Kind {
         match self {
             Kind::Server => "server (direct)",
             Kind::Pgcache => "pgcache",
+            Kind::PgcacheFeed => "pgcache, change feed on",
             Kind::PgcacheOff => "pgcache, cache disabled",
             Kind::Pgpool => "pgpool-II + query cache",
             Kind::Ceiling => "ceiling (canned row)",
@@ -44,6 +48,7 @@ impl Kind {
         match self {
             Kind::Server => "server",
             Kind::Pgcache => "pgcache",
+            Kind::PgcacheFeed => "pgcache-feed",
             Kind::PgcacheOff => "pgcache-off",
             Kind::Pgpool => "pgpool",
             Kind::Ceiling => "ceiling",
@@ -95,6 +100,10 @@ pub struct Targets {
     pub pgcache: Proc,
     pub pgcache_admin: SocketAddr,
     pub pgcache_port: u16,
+    /// The same binary with `--change-feed auto`.
+    pub pgcache_feed: Proc,
+    pub pgcache_feed_admin: SocketAddr,
+    pub pgcache_feed_port: u16,
     pub pgcache_off: Proc,
     pub pgcache_off_admin: SocketAddr,
     pub pgcache_off_port: u16,
@@ -111,6 +120,7 @@ impl Targets {
         match kind {
             Kind::Server => self.cluster.port(),
             Kind::Pgcache => self.pgcache_port,
+            Kind::PgcacheFeed => self.pgcache_feed_port,
             Kind::PgcacheOff => self.pgcache_off_port,
             Kind::Pgpool => self.pgpool.port,
             Kind::Ceiling => self.ceiling_port,
@@ -129,6 +139,7 @@ impl Targets {
         match kind {
             Kind::Server => None,
             Kind::Pgcache => Some(self.pgcache.pid()),
+            Kind::PgcacheFeed => Some(self.pgcache_feed.pid()),
             Kind::PgcacheOff => Some(self.pgcache_off.pid()),
             Kind::Pgpool => self.pgpool.proc.as_ref().map(Proc::pid),
             Kind::Ceiling => Some(self.ceiling.pid()),
@@ -138,6 +149,7 @@ impl Targets {
     pub fn admin(&self, kind: Kind) -> Option<SocketAddr> {
         match kind {
             Kind::Pgcache => Some(self.pgcache_admin),
+            Kind::PgcacheFeed => Some(self.pgcache_feed_admin),
             Kind::PgcacheOff => Some(self.pgcache_off_admin),
             _ => None,
         }
@@ -161,6 +173,7 @@ pub fn spawn_pgcache(
     name: &str,
     upstream: &str,
     policy: Option<&Path>,
+    extra: &[&str],
 ) -> Result<(Proc, u16, SocketAddr)> {
     let port = testkit::free_port();
     let admin = localhost(testkit::free_port());
@@ -172,6 +185,7 @@ pub fn spawn_pgcache(
         .arg(upstream)
         .arg("--admin-listen")
         .arg(admin.to_string())
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -250,16 +264,30 @@ pub fn setup(opts: &Opts) -> Result<Targets> {
             String::from_utf8_lossy(&init.stderr)
         );
     }
+    // The freshness measurement's row, made before any pgcache starts so
+    // that their catalogs know the table.
+    cluster.psql(
+        DB,
+        &format!("CREATE TABLE {FRESHNESS_TABLE} (id int PRIMARY KEY, v bigint NOT NULL); INSERT INTO {FRESHNESS_TABLE} VALUES (1, 0)"),
+    )?;
     cluster.psql(DB, "VACUUM ANALYZE")?;
 
     let upstream = cluster.url(USER, Some(cluster.superuser_password()), DB);
     let off_policy = dir.join("cache-disabled.toml");
     std::fs::write(&off_policy, "[cache]\nenabled = false\n")?;
-    eprintln!("bench: starting pgcache (cache on, and cache disabled)");
+    eprintln!("bench: starting pgcache (cache on, with the change feed, and cache disabled)");
     let (pgcache, pgcache_port, pgcache_admin) =
-        spawn_pgcache(opts, &dir, "pgcache", &upstream, None)?;
+        spawn_pgcache(opts, &dir, "pgcache", &upstream, None, &[])?;
+    let (pgcache_feed, pgcache_feed_port, pgcache_feed_admin) = spawn_pgcache(
+        opts,
+        &dir,
+        "pgcache-feed",
+        &upstream,
+        None,
+        &["--change-feed", "auto"],
+    )?;
     let (pgcache_off, pgcache_off_port, pgcache_off_admin) =
-        spawn_pgcache(opts, &dir, "pgcache-off", &upstream, Some(&off_policy))?;
+        spawn_pgcache(opts, &dir, "pgcache-off", &upstream, Some(&off_policy), &[])?;
 
     eprintln!("bench: starting the ceiling server");
     let ceiling_port = testkit::free_port();
@@ -306,6 +334,9 @@ pub fn setup(opts: &Opts) -> Result<Targets> {
         pgcache,
         pgcache_admin,
         pgcache_port,
+        pgcache_feed,
+        pgcache_feed_admin,
+        pgcache_feed_port,
         pgcache_off,
         pgcache_off_admin,
         pgcache_off_port,

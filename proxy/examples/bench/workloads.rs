@@ -61,7 +61,13 @@ pub fn workloads(opts: &Opts, dir: &Path) -> Result<Vec<Workload>> {
     let zipf = dir.join("zipf.sql");
     std::fs::write(&zipf, zipf_sql(100_000 * u64::from(opts.scale)))?;
     let (c, j, t) = (opts.clients, opts.threads, opts.seconds);
-    let hot_targets = vec![Kind::Server, Kind::Pgcache, Kind::Pgpool, Kind::Ceiling];
+    let hot_targets = vec![
+        Kind::Server,
+        Kind::Pgcache,
+        Kind::PgcacheFeed,
+        Kind::Pgpool,
+        Kind::Ceiling,
+    ];
     let base = Workload {
         id: "",
         title: String::new(),

@@ -28,11 +28,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 /// The dashboards every release ships, in `dashboards/`.
-pub const DASHBOARD_FILES: [&str; 4] = [
+pub const DASHBOARD_FILES: [&str; 5] = [
     "pgcache-overview.json",
     "pgcache-cache.json",
     "pgcache-invalidation.json",
     "pgcache-health.json",
+    "pgcache-feed.json",
 ];
 
 /// The alert rules file in `dashboards/`.
