@@ -49,6 +49,7 @@ const METRICS: &[(&str, &[&str])] = &[
     ("pgcache_feed_lag_seconds", &["database"]),
     ("pgcache_feed_lag_bytes", &["database"]),
     ("pgcache_feed_max_lag_seconds", &[]),
+    ("pgcache_feed_gating", &["database"]),
     ("pgcache_feed_transactions_total", &["database"]),
     ("pgcache_feed_restarts_total", &["database", "reason"]),
 ];

@@ -41,6 +41,11 @@ pub struct Freshness {
     pub cached_at_write: usize,
     /// Reads after an acknowledged write that still returned the old value.
     pub stale_reads: u64,
+    /// The latest start, after a write's acknowledgement, of a read that
+    /// still returned the old value, in ms, over all writes: what `max_lag`
+    /// bounds (the time to the fresh answer also counts that read's own
+    /// round trip, which a loaded server makes long).
+    pub stale_window_ms: f64,
     /// Reads through pgcache in the polling loops.
     pub reads: u64,
     /// CPU seconds of the server's walsender streaming to pgcache-feed.
@@ -109,12 +114,14 @@ fn measure(opts: &Opts, t: &Targets, loaded: bool, tck: f64) -> Result<Freshness
         ))?;
         let acknowledged = Instant::now();
         loop {
+            let started = acknowledged.elapsed();
             let seen = single(&reader.query(&read)?)?;
             result.reads += 1;
             if seen == value {
                 break;
             }
             result.stale_reads += 1;
+            result.stale_window_ms = result.stale_window_ms.max(started.as_secs_f64() * 1e3);
             if acknowledged.elapsed() > GIVE_UP {
                 bail!("write {i} (v = {value}) still unseen through pgcache after {GIVE_UP:?}");
             }

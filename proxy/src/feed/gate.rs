@@ -95,6 +95,10 @@ impl DbGate {
         self.streaming.store(streaming, Ordering::SeqCst);
     }
 
+    pub(super) fn has_streamed(&self) -> bool {
+        self.has_streamed.load(Ordering::SeqCst)
+    }
+
     pub(super) fn is_streaming(&self) -> bool {
         self.streaming.load(Ordering::SeqCst)
     }

@@ -99,6 +99,9 @@ pub struct FeedMetrics {
     pub lag_seconds: GaugeVec,
     /// `pgcache_feed_max_lag_seconds`: the policy's `max_lag`.
     pub max_lag: Gauge,
+    /// `pgcache_feed_gating{database}`: 1 when a feed that is down means no
+    /// hits for the database (see `gate.rs`).
+    pub gating: IntGaugeVec,
 }
 
 /// First wait after a stream breaks; doubled on each failure in a row.
@@ -142,6 +145,10 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
         .with_label_values(&[&database]);
     shared.engine.feed_board.followed(&database);
     let gate = shared.engine.feed_gate.database(&database);
+    let gating = shared.stats.feed.gating.with_label_values(&[&database]);
+    gating.set(i64::from(
+        shared.config.change_feed == ChangeFeedMode::Required || gate.has_streamed(),
+    ));
     let visible = visibility::spawn(shared.clone(), catalog.clone(), gate.clone());
     let attempt = Arc::new(parking_lot::Mutex::new(Attempt::default()));
     let mut backoff = FIRST_BACKOFF;
@@ -176,10 +183,12 @@ async fn supervise(shared: Arc<Shared>, catalog: Arc<DbCatalog>) {
         // Once what committed just before the stream began is visible and
         // bumped: hits may resume.
         let ready: Box<dyn FnOnce() + Send> = {
-            let (attempt, up, gate) = (attempt.clone(), up.clone(), gate.clone());
+            let (attempt, up, gate, gating) =
+                (attempt.clone(), up.clone(), gate.clone(), gating.clone());
             Box::new(move || {
                 if attempt.lock().number == number {
                     up.set(1);
+                    gating.set(1);
                     gate.set_streaming(true);
                 }
             })

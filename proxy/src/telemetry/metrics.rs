@@ -210,6 +210,17 @@ impl Metrics {
         registry
             .register(Box::new(feed_lag_seconds.clone()))
             .expect("unique metric");
+        let feed_gating = IntGaugeVec::new(
+            Opts::new(
+                "pgcache_feed_gating",
+                "1 when the database's hits depend on its change feed: --change-feed required, or auto once its feed has streamed (a feed that is down then means no hits); 0 when a down feed leaves it to its TTLs.",
+            ),
+            &["database"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(feed_gating.clone()))
+            .expect("unique metric");
         let feed_max_lag = prometheus::Gauge::new(
             "pgcache_feed_max_lag_seconds",
             "The policy's max_lag: a database whose change feed is further behind is not served from the cache.",
@@ -268,6 +279,7 @@ impl Metrics {
                 lag_bytes: feed_lag_bytes,
                 lag_seconds: feed_lag_seconds,
                 max_lag: feed_max_lag,
+                gating: feed_gating,
                 transactions: counter_vec(
                     "pgcache_feed_transactions_total",
                     "Commits decoded by the database's change feed.",
