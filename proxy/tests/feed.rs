@@ -33,6 +33,7 @@ async fn proxy_as(
         .expect("valid upstream url");
     let mut config = ProxyConfig::new("127.0.0.1:0".parse().unwrap(), upstream);
     config.change_feed = mode;
+    config.policy = Some(common::relaxed_lag_policy());
     Proxy::bind(config).await.expect("proxy binds").spawn()
 }
 
@@ -647,7 +648,12 @@ async fn a_stalled_feed_serves_no_hit_past_max_lag() {
         "feed_stalled",
         "CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'one');",
     );
-    let proxy = proxy_with_feed(cluster).await;
+    let policy = common::default_lag_policy();
+    let proxy = proxy_with(cluster, move |c| {
+        c.change_feed = ChangeFeedMode::Auto;
+        c.policy = Some(policy);
+    })
+    .await;
     let client = connect(cluster, proxy.addr, &db).await;
     let direct = connect(cluster, cluster.addr(), &db).await;
     value(&client, "SELECT 1").await;

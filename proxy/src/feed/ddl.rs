@@ -37,7 +37,14 @@ pub(super) async fn reload_at_commit(engine: &Engine, catalog: &DbCatalog, xid: 
     // synchronous standby, holds the stream back as long; the lag gate then
     // stops this database's hits.)
     let mut client = None;
-    wait_visible(&mut client, catalog, Pending::Decoded(vec![xid]), None).await;
+    wait_visible(
+        &mut client,
+        catalog,
+        Pending::Decoded(vec![xid]),
+        None,
+        &mut None,
+    )
+    .await;
     drop(client);
     // Plans made before the reload name the old definitions: while it runs,
     // and once it is done, they are not trusted (their results are not

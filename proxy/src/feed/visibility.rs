@@ -118,11 +118,17 @@ async fn run(
                 let _ = done.send(());
             }
             Check::Started { then } => {
+                let mut meanwhile = Some(Meanwhile {
+                    marks: &mut marks,
+                    shared: &shared,
+                    gate: &gate,
+                });
                 wait_visible(
                     &mut client,
                     &catalog,
                     Pending::RunningNow,
                     Some(START_PATIENCE),
+                    &mut meanwhile,
                 )
                 .await;
                 shared
@@ -144,7 +150,19 @@ async fn run(
                         }
                     }
                 }
-                wait_visible(&mut client, &catalog, Pending::Decoded(xids), None).await;
+                let mut meanwhile = Some(Meanwhile {
+                    marks: &mut marks,
+                    shared: &shared,
+                    gate: &gate,
+                });
+                wait_visible(
+                    &mut client,
+                    &catalog,
+                    Pending::Decoded(xids),
+                    None,
+                    &mut meanwhile,
+                )
+                .await;
                 shared.engine.invalidate(&writes, Source::Feed);
             }
         }
@@ -237,6 +255,16 @@ impl Marks {
     }
 }
 
+/// What the checker keeps doing while it waits for a commit to become
+/// visible: the lag marks. A commit held out of snapshots for long (a
+/// synchronous standby that is slow to answer) must not look like a stream
+/// that fell behind.
+pub(super) struct Meanwhile<'a> {
+    marks: &'a mut Marks,
+    shared: &'a Shared,
+    gate: &'a DbGate,
+}
+
 /// Returns once none of `pending` is in progress, once `patience` has
 /// passed, or after [`MAX_FAILED_CHECKS`] failed attempts in a row.
 pub(super) async fn wait_visible(
@@ -244,6 +272,7 @@ pub(super) async fn wait_visible(
     catalog: &DbCatalog,
     pending: Pending,
     patience: Option<Duration>,
+    meanwhile: &mut Option<Meanwhile<'_>>,
 ) {
     let began = tokio::time::Instant::now();
     let mut full: Option<Vec<i64>> = None;
@@ -276,6 +305,11 @@ pub(super) async fn wait_visible(
         }
         if patience.is_some_and(|p| began.elapsed() >= p) {
             return;
+        }
+        if let Some(m) = meanwhile {
+            if tokio::time::Instant::now() >= m.marks.due {
+                m.marks.take(m.shared, m.gate, client, catalog).await;
+            }
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));

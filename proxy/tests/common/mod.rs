@@ -30,7 +30,31 @@ pub async fn proxy_with(cluster: &Cluster, tune: impl FnOnce(&mut ProxyConfig)) 
         .expect("valid upstream url");
     let mut config = ProxyConfig::new("127.0.0.1:0".parse().unwrap(), upstream);
     tune(&mut config);
+    if config.change_feed != pgcache::feed::ChangeFeedMode::Off && config.policy.is_none() {
+        config.policy = Some(relaxed_lag_policy());
+    }
     Proxy::bind(config).await.expect("proxy binds").spawn()
+}
+
+/// A policy file whose `max_lag` is 2 s: tests with the change feed on judge
+/// invalidation, not the lag, and a machine running every test binary at
+/// once falls behind the default 250 ms now and then (no hit is served
+/// meanwhile, and a test expecting one would fail). The tests of the lag
+/// itself use [`default_lag_policy`].
+pub fn relaxed_lag_policy() -> std::path::PathBuf {
+    policy_file("relaxed-lag", "[cache]\nmax_lag = \"2s\"\n")
+}
+
+/// The default `max_lag` (250 ms) spelled out, for the tests of the lag.
+pub fn default_lag_policy() -> std::path::PathBuf {
+    policy_file("default-lag", "[cache]\nmax_lag = \"250ms\"\n")
+}
+
+fn policy_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("pgcache-test-{name}-{}.toml", std::process::id()));
+    std::fs::write(&path, text).expect("write the policy file");
+    path
 }
 
 pub async fn proxy(cluster: &Cluster) -> ProxyHandle {
