@@ -204,7 +204,7 @@ impl ProxyConfig {
             tls_mode: crate::tls::TlsMode::Disabled,
             tls_cert: None,
             tls_key: None,
-            change_feed: crate::feed::ChangeFeedMode::Off,
+            change_feed: crate::feed::ChangeFeedMode::Auto,
         }
     }
 }

@@ -134,10 +134,10 @@ struct RunArgs {
     #[arg(long, env = "PGCACHE_MAX_UPSTREAM_CONNECTIONS")]
     max_upstream_connections: Option<usize>,
     /// Follow every commit the server makes (logical decoding, a temporary
-    /// slot per database) and invalidate what it changed: auto, required
-    /// (no hits for a database whose feed is not streaming) or off. Off by
-    /// default for now.
-    #[arg(long, env = "PGCACHE_CHANGE_FEED", default_value = "off")]
+    /// slot per database) and invalidate what it changed: auto (where the
+    /// server allows it; TTLs elsewhere), required (no hits for a database
+    /// whose feed is not streaming) or off.
+    #[arg(long, env = "PGCACHE_CHANGE_FEED", default_value = "auto")]
     change_feed: pgcache::feed::ChangeFeedMode,
 }
 

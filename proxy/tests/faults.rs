@@ -109,6 +109,7 @@ fn start_binary(cluster: &Cluster, extra: &[&str]) -> (std::process::Child, std:
             ),
         ])
         .args(["--shutdown-timeout", "10s"])
+        .args(["--change-feed", "off"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

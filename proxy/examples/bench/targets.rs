@@ -193,6 +193,10 @@ pub fn spawn_pgcache(
     if let Some(p) = policy {
         cmd.arg("--policy").arg(p);
     }
+    // The feed is on by default; only the target that measures it has it.
+    if !extra.contains(&"--change-feed") {
+        cmd.args(["--change-feed", "off"]);
+    }
     let child = cmd.spawn().context("start pgcache")?;
     let proc = Proc {
         name: name.into(),

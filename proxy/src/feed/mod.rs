@@ -44,14 +44,15 @@ pub use gate::{DbGate, FeedGate};
 /// `--change-feed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChangeFeedMode {
-    /// Use the feed where the server allows it; TTL elsewhere.
+    /// Use the feed where the server allows it (`wal_level = logical`, the
+    /// service account has REPLICATION, a free slot); TTLs elsewhere. The
+    /// default.
+    #[default]
     Auto,
     /// Like `auto`, and a database whose feed is not streaming is not served
     /// from the cache (everything passes through) until it is.
     Required,
-    /// No feed: only the proxy's own writes and TTLs. The default until the
-    /// feed is proven in CI.
-    #[default]
+    /// No feed: only the proxy's own writes and TTLs.
     Off,
 }
 

@@ -8,7 +8,7 @@
 //! Read from tokens only: these statements have no expressions worth a
 //! parse, and a name the lexer cannot decode simply names nothing.
 
-use super::lexer::{tokenize, Kind, Token};
+use super::lexer::{tokenize, Kind, StrForm, Token};
 
 /// PostgreSQL keeps the first NAMEDATALEN - 1 bytes of an identifier.
 const MAX_NAME_BYTES: usize = 63;
@@ -81,6 +81,14 @@ fn name(src: &str, token: &Token) -> Option<String> {
             .strip_prefix('"')?
             .strip_suffix('"')?
             .replace("\"\"", "\""),
+        // `TEMPLATE 'x'`: the grammar takes a plain string there too.
+        Kind::Str {
+            form: StrForm::Standard,
+            continued: false,
+        } => text
+            .strip_prefix('\'')?
+            .strip_suffix('\'')?
+            .replace("''", "'"),
         _ => return None,
     };
     Some(truncate(name))
@@ -116,6 +124,7 @@ mod tests {
             ["Src"]
         );
         assert_eq!(names("create database fresh"), ["template1"]);
+        assert_eq!(names("CREATE DATABASE c TEMPLATE 'It''s'"), ["It's"]);
         assert_eq!(
             names("DROP DATABASE a; DROP DATABASE b; drop database a"),
             ["a", "b"]

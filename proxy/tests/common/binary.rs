@@ -46,6 +46,10 @@ impl Binary {
         if let Some(admin) = admin {
             command.args(["--admin-listen", &admin.to_string()]);
         }
+        // As `proxy_with`: the feed only where a test asks for it.
+        if !extra.contains(&"--change-feed") {
+            command.args(["--change-feed", "off"]);
+        }
         let child = command.spawn().expect("start pgcache");
         let binary = Binary { child, addr, admin };
         for _ in 0..200 {

@@ -575,9 +575,6 @@ impl Protocol {
                     let name = match Parse::decode(message) {
                         Some(p) => {
                             let analysis = self.analyze_bounded(p.query);
-                            // Released with the batch that parses it (drivers
-                            // send Parse, Bind, Execute, Sync together).
-                            self.release_databases(&analysis, p.query, &mut cycle).await;
                             self.statements.parsed(
                                 p.statement,
                                 StatementInfo {
@@ -614,6 +611,13 @@ impl Protocol {
                         .and_then(|e| self.statements.portal(e.portal).cloned());
                     match analysis {
                         Some(analysis) => {
+                            // Released when it runs, whichever batch parsed
+                            // it (tokio-postgres prepares in one, executes in
+                            // the next). The fingerprint keeps names as the
+                            // server folds them.
+                            let fingerprint = analysis.fingerprint.clone();
+                            self.release_databases(&analysis, &fingerprint, &mut cycle)
+                                .await;
                             let plan = self.plan(&analysis, &policy, catalog.as_ref());
                             cycle.writes.add(&plan.writes);
                             for statement in &analysis.statements {
