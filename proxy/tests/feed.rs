@@ -529,7 +529,12 @@ type Acknowledged = Vec<(i64, Instant)>;
 /// for a few seconds: no read ever misses a commit acknowledged more than
 /// `max_lag` before it began. (The race test above forces the one window
 /// with a synchronous standby; this one looks for any window, the
-/// visibility race and the lag gate together, without a trick.)
+/// visibility race and the lag gate together, without a trick.) Midway the
+/// walsender is terminated: the reads go on through the loss, the gap and
+/// the new stream's start, and the invariant holds at each of them. A
+/// second table, `quiet`, is written once only, in the gap, where no stream
+/// can see it: `kv` is written every few ms, so any later decoded write
+/// would hide a missed one, but nothing after the gap bumps `quiet`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn under_load_no_read_misses_a_commit_older_than_max_lag() {
     use std::sync::Arc;
@@ -539,7 +544,8 @@ async fn under_load_no_read_misses_a_commit_older_than_max_lag() {
         cluster,
         "feed_stress",
         "CREATE TABLE kv (k int PRIMARY KEY, v bigint); \
-         INSERT INTO kv SELECT k, 0 FROM generate_series(1, 4) AS k;",
+         INSERT INTO kv SELECT k, 0 FROM generate_series(1, 4) AS k; \
+         CREATE TABLE quiet (v bigint); INSERT INTO quiet VALUES (0);",
     );
     let proxy = proxy_with_feed(cluster).await;
     let warm = connect(cluster, proxy.addr, &db).await;
@@ -550,9 +556,9 @@ async fn under_load_no_read_misses_a_commit_older_than_max_lag() {
     let margin = Duration::from_millis(20);
     let run_for = Duration::from_secs(5);
     let keys = 4;
-    // Per key: the values acknowledged, with when.
+    // Per key, and last `quiet`: the values acknowledged, with when.
     let history: Arc<Vec<parking_lot::Mutex<Acknowledged>>> = Arc::new(
-        (0..keys)
+        (0..=keys)
             .map(|_| parking_lot::Mutex::new(vec![(0, Instant::now())]))
             .collect(),
     );
@@ -585,12 +591,14 @@ async fn under_load_no_read_misses_a_commit_older_than_max_lag() {
             let client = connect(cluster, addr, &db).await;
             let mut reads = 0u64;
             while began.elapsed() < run_for {
-                let k = (reader + reads as usize) % keys;
+                let k = (reader + reads as usize) % (keys + 1);
+                let sql = if k == keys {
+                    "SELECT v FROM quiet".to_string()
+                } else {
+                    format!("SELECT v FROM kv WHERE k = {}", k + 1)
+                };
                 let started = Instant::now();
-                let got: i64 = value(&client, &format!("SELECT v FROM kv WHERE k = {}", k + 1))
-                    .await
-                    .parse()
-                    .unwrap();
+                let got: i64 = value(&client, &sql).await.parse().unwrap();
                 let floor = history[k]
                     .lock()
                     .iter()
@@ -599,8 +607,7 @@ async fn under_load_no_read_misses_a_commit_older_than_max_lag() {
                     .map_or(0, |(v, _)| *v);
                 assert!(
                     got >= floor,
-                    "key {}: read {got} at {:?}, but {floor} was acknowledged more than max_lag before",
-                    k + 1,
+                    "{sql}: read {got} at {:?}, but {floor} was acknowledged more than max_lag before",
                     started - began
                 );
                 reads += 1;
@@ -608,12 +615,61 @@ async fn under_load_no_read_misses_a_commit_older_than_max_lag() {
             reads
         }));
     }
+    let restarts = proxy
+        .shared
+        .stats
+        .feed
+        .restarts
+        .with_label_values(&[&db, "server"]);
+    let terminator = {
+        let (history, db, shared) = (history.clone(), db.clone(), proxy.shared.clone());
+        let (restarts, up) = (
+            restarts.clone(),
+            shared.stats.feed.up.with_label_values(&[&db]),
+        );
+        tokio::spawn(async move {
+            // Early: a missed write shows only once it is max_lag old.
+            tokio::time::sleep(run_for / 4).await;
+            let direct = connect(cluster, cluster.addr(), &db).await;
+            let terminated = value(
+                &direct,
+                &format!(
+                    "SELECT count(pg_terminate_backend(active_pid))::text FROM pg_replication_slots \
+                     WHERE slot_name LIKE 'pgcache\\_{}\\_%' AND database = '{db}'",
+                    std::process::id()
+                ),
+            )
+            .await;
+            assert_eq!(terminated, "1", "no walsender to terminate");
+            let row = direct
+                .query_one("UPDATE quiet SET v = v + 1 RETURNING v", &[])
+                .await
+                .unwrap();
+            history[keys].lock().push((row.get(0), Instant::now()));
+            // The hits from here on are served by the new stream.
+            while restarts.get() == 0 || up.get() != 1 {
+                assert!(
+                    began.elapsed() < run_for,
+                    "the feed was not back within the run"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            shared.stats.queries("hit")
+        })
+    };
     let mut reads = 0;
     for task in tasks {
         reads += task.await.unwrap();
     }
+    let hits_when_back = terminator.await.unwrap();
     assert!(reads > 200, "only {reads} reads");
+    assert!(restarts.get() >= 1, "the run saw no feed restart");
     let hits = proxy.shared.stats.queries("hit");
+    assert!(
+        hits > hits_when_back + 20,
+        "only {} hits after the feed came back",
+        hits - hits_when_back
+    );
     assert!(hits > 50, "the cache served only {hits} of {reads} reads");
     proxy.shutdown().await.unwrap();
 }

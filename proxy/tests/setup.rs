@@ -743,3 +743,195 @@ async fn the_messages_name_what_changed_and_stay_small() {
     // nothing; sql_drop does).
     assert_eq!(messages.len(), 63, "{all}");
 }
+
+/// A view redefined on the server to read another table: a read of the view
+/// cached after the DDL depends on the new table, so a relayed write to it
+/// makes the next read fresh. The new table is UNLOGGED, so the stream never
+/// shows its rows: only the read's closure, computed from a catalog reloaded
+/// at the DDL's message, ties the entry to the write. (A stale catalog still
+/// says the view reads `old_source`, and the entry would outlive the write.)
+#[tokio::test]
+async fn a_view_redefined_on_the_server_is_invalidated_by_writes_to_what_it_now_reads() {
+    let cluster = Cluster::shared();
+    let db = setup_db(
+        cluster,
+        "setup_view",
+        "CREATE TABLE marker (n int); INSERT INTO marker VALUES (0);
+         CREATE TABLE old_source (v int); INSERT INTO old_source VALUES (1);
+         CREATE UNLOGGED TABLE new_source (v int);
+         CREATE VIEW v AS SELECT v FROM old_source;",
+    );
+    setup_ok(cluster, &db, &[]).await;
+    let proxy = proxy_with_feed(cluster).await;
+    let client = connect(cluster, proxy.addr, &db).await;
+    let direct = connect(cluster, cluster.addr(), &db).await;
+    value(&client, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+    let read = "SELECT count(*)::text FROM v";
+    cached(&proxy, &client, read, "1").await;
+    feed_caught_up(&proxy, &client, &direct, 1).await;
+
+    direct
+        .batch_execute("CREATE OR REPLACE VIEW v AS SELECT v FROM new_source")
+        .await
+        .unwrap();
+    feed_caught_up(&proxy, &client, &direct, 2).await;
+    cached(&proxy, &client, read, "0").await;
+    client
+        .batch_execute("INSERT INTO new_source VALUES (7)")
+        .await
+        .unwrap();
+    // No pause: the proxy's own invalidation happens before the
+    // acknowledgement, and nothing else would ever bump `new_source`.
+    assert_eq!(
+        value(&client, read).await,
+        "1",
+        "the read of the view still depended on what it read before the DDL"
+    );
+    proxy.shutdown().await.unwrap();
+}
+
+/// A foreign key with ON DELETE CASCADE added on the server: a DELETE of a
+/// parent row relayed by the proxy invalidates the child's cached reads.
+/// The child is UNLOGGED (it may reference a logged table), so the stream
+/// never shows the cascaded deletes: only the write's closure, from a
+/// catalog that knows the new constraint, reaches the child.
+#[tokio::test]
+async fn a_cascading_foreign_key_added_on_the_server_is_in_the_next_relayed_write() {
+    let cluster = Cluster::shared();
+    let db = setup_db(
+        cluster,
+        "setup_new_fk",
+        "CREATE TABLE marker (n int); INSERT INTO marker VALUES (0);
+         CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1), (2);
+         CREATE UNLOGGED TABLE child (parent_id int); INSERT INTO child VALUES (1), (1), (2);",
+    );
+    setup_ok(cluster, &db, &[]).await;
+    let proxy = proxy_with_feed(cluster).await;
+    let client = connect(cluster, proxy.addr, &db).await;
+    let direct = connect(cluster, cluster.addr(), &db).await;
+    value(&client, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+    feed_caught_up(&proxy, &client, &direct, 1).await;
+
+    direct
+        .batch_execute(
+            "ALTER TABLE child ADD FOREIGN KEY (parent_id) REFERENCES parent ON DELETE CASCADE",
+        )
+        .await
+        .unwrap();
+    feed_caught_up(&proxy, &client, &direct, 2).await;
+    let children = "SELECT count(*)::text FROM child";
+    cached(&proxy, &client, children, "3").await;
+    client
+        .batch_execute("DELETE FROM parent WHERE id = 1")
+        .await
+        .unwrap();
+    // No pause: see the view test; the cascade's deletes are never decoded.
+    assert_eq!(
+        value(&client, children).await,
+        "1",
+        "the write's closure missed the cascade added on the server"
+    );
+    proxy.shutdown().await.unwrap();
+}
+
+/// A table attached on the server as a partition: a relayed write to it by
+/// name invalidates the parent's cached reads (a partition's rows are its
+/// parent's). The attached table is UNLOGGED, so the stream never shows its
+/// rows: a stale catalog still takes it for a lone table, and the parent's
+/// entry would outlive the write.
+#[tokio::test]
+async fn a_partition_attached_on_the_server_invalidates_its_parent_at_the_next_relayed_write() {
+    let cluster = Cluster::shared();
+    let db = setup_db(
+        cluster,
+        "setup_attach",
+        "CREATE TABLE marker (n int); INSERT INTO marker VALUES (0);
+         CREATE TABLE measure (day int, v int) PARTITION BY RANGE (day);
+         CREATE TABLE measure_1 PARTITION OF measure FOR VALUES FROM (0) TO (10);
+         INSERT INTO measure VALUES (1, 1);
+         CREATE UNLOGGED TABLE measure_2 (day int, v int);",
+    );
+    setup_ok(cluster, &db, &[]).await;
+    let proxy = proxy_with_feed(cluster).await;
+    let client = connect(cluster, proxy.addr, &db).await;
+    let direct = connect(cluster, cluster.addr(), &db).await;
+    value(&client, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+    feed_caught_up(&proxy, &client, &direct, 1).await;
+
+    direct
+        .batch_execute(
+            "ALTER TABLE measure ATTACH PARTITION measure_2 FOR VALUES FROM (10) TO (20)",
+        )
+        .await
+        .unwrap();
+    feed_caught_up(&proxy, &client, &direct, 2).await;
+    let all = "SELECT count(*)::text FROM measure";
+    cached(&proxy, &client, all, "1").await;
+    client
+        .batch_execute("INSERT INTO measure_2 VALUES (11, 2)")
+        .await
+        .unwrap();
+    // No pause: see the view test.
+    assert_eq!(
+        value(&client, all).await,
+        "2",
+        "the write to the attached partition left its parent's entry"
+    );
+    proxy.shutdown().await.unwrap();
+}
+
+/// A partition created on the server: the parent's cached reads are
+/// invalidated by a relayed write to it by name, and it is cached itself
+/// right after. The write is safe even with a stale catalog (an unknown
+/// name makes it invalidate everything), so what only the DDL message
+/// gives here is the partition's own caching: no `unresolved_relation`
+/// bypass, no wait for a reload.
+#[tokio::test]
+async fn a_partition_created_on_the_server_is_cached_and_its_writes_invalidate_its_parent() {
+    let cluster = Cluster::shared();
+    let db = setup_db(
+        cluster,
+        "setup_new_partition",
+        "CREATE TABLE marker (n int); INSERT INTO marker VALUES (0);
+         CREATE TABLE measure (day int, v int) PARTITION BY RANGE (day);
+         CREATE TABLE measure_1 PARTITION OF measure FOR VALUES FROM (0) TO (10);
+         INSERT INTO measure VALUES (1, 1);",
+    );
+    setup_ok(cluster, &db, &[]).await;
+    let proxy = proxy_with_feed(cluster).await;
+    let client = connect(cluster, proxy.addr, &db).await;
+    let direct = connect(cluster, cluster.addr(), &db).await;
+    value(&client, "SELECT 1").await;
+    wait_for_feed(&proxy, &db).await;
+    feed_caught_up(&proxy, &client, &direct, 1).await;
+
+    direct
+        .batch_execute(
+            "CREATE UNLOGGED TABLE measure_2 PARTITION OF measure FOR VALUES FROM (10) TO (20)",
+        )
+        .await
+        .unwrap();
+    feed_caught_up(&proxy, &client, &direct, 2).await;
+    let all = "SELECT count(*)::text FROM measure";
+    cached(&proxy, &client, all, "1").await;
+    client
+        .batch_execute("INSERT INTO measure_2 VALUES (11, 2)")
+        .await
+        .unwrap();
+    assert_eq!(
+        value(&client, all).await,
+        "2",
+        "the write to the new partition left its parent's entry"
+    );
+    let unresolved = proxy.shared.stats.bypasses("unresolved_relation");
+    cached(&proxy, &client, "SELECT count(*)::text FROM measure_2", "1").await;
+    assert_eq!(
+        proxy.shared.stats.bypasses("unresolved_relation"),
+        unresolved,
+        "the new partition was not known to the proxy"
+    );
+    proxy.shutdown().await.unwrap();
+}
