@@ -177,7 +177,7 @@ pub struct ProxyConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// Whether to follow each database's commits through logical decoding.
-    pub change_feed: crate::feed::ChangeFeedMode,
+    pub change_feed: crate::feed::mode::ChangeFeedMode,
 }
 
 impl ProxyConfig {
@@ -204,7 +204,7 @@ impl ProxyConfig {
             tls_mode: crate::tls::TlsMode::Disabled,
             tls_cert: None,
             tls_key: None,
-            change_feed: crate::feed::ChangeFeedMode::Auto,
+            change_feed: crate::feed::mode::ChangeFeedMode::Auto,
         }
     }
 }

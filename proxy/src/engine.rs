@@ -167,9 +167,9 @@ pub struct Engine {
     pub catalogs: Catalogs,
     pub policy: SharedPolicy,
     /// Which databases may be served while `--change-feed required`.
-    pub feed_gate: crate::feed::FeedGate,
+    pub feed_gate: crate::feed::gate::FeedGate,
     /// Each followed database's slot and last error, for the admin API.
-    pub feed_board: crate::feed::FeedBoard,
+    pub feed_board: crate::feed::board::FeedBoard,
 }
 
 impl Engine {
@@ -214,8 +214,8 @@ impl Engine {
             }),
             policy,
             stats,
-            feed_gate: crate::feed::FeedGate::new(config.change_feed),
-            feed_board: crate::feed::FeedBoard::default(),
+            feed_gate: crate::feed::gate::FeedGate::new(config.change_feed),
+            feed_board: crate::feed::board::FeedBoard::default(),
         }
     }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 
 use super::lag::LagClock;
-use super::ChangeFeedMode;
+use super::mode::ChangeFeedMode;
 use crate::bypass::Bypass;
 
 /// The feed's side of the cache decision, for every database.

@@ -17,93 +17,31 @@
 //! catalog reload at a DDL message from `pgcache setup`'s event triggers.
 
 mod apply;
-mod board;
-mod connection;
+pub mod board;
+pub mod connection;
 mod ddl;
 mod decode;
-mod gate;
+pub mod gate;
 mod lag;
+pub mod metrics;
+pub mod mode;
 mod stream;
 mod visibility;
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGaugeVec};
 use tokio::sync::mpsc;
 
 use crate::catalog::DbCatalog;
 use crate::engine::Source;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 pub use board::{DbFeed, FeedBoard};
 pub use connection::FeedError;
 pub use gate::{DbGate, FeedGate};
-
-/// `--change-feed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ChangeFeedMode {
-    /// Use the feed where the server allows it (`wal_level = logical`, the
-    /// service account has REPLICATION, a free slot); TTLs elsewhere. The
-    /// default.
-    #[default]
-    Auto,
-    /// Like `auto`, and a database whose feed is not streaming is not served
-    /// from the cache (everything passes through) until it is.
-    Required,
-    /// No feed: only the proxy's own writes and TTLs.
-    Off,
-}
-
-impl ChangeFeedMode {
-    /// The flag's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeFeedMode::Auto => "auto",
-            ChangeFeedMode::Required => "required",
-            ChangeFeedMode::Off => "off",
-        }
-    }
-}
-
-impl FromStr for ChangeFeedMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(ChangeFeedMode::Auto),
-            "required" => Ok(ChangeFeedMode::Required),
-            "off" => Ok(ChangeFeedMode::Off),
-            other => Err(format!(
-                "invalid change feed mode {other:?}: expected auto, required or off"
-            )),
-        }
-    }
-}
-
-/// The feed's series, registered with the proxy's other metrics.
-#[derive(Clone)]
-pub struct FeedMetrics {
-    /// `pgcache_feed_up{database}`: 1 while the stream is streaming.
-    pub up: IntGaugeVec,
-    /// `pgcache_feed_transactions_total{database}`: commits decoded.
-    pub transactions: IntCounterVec,
-    /// `pgcache_feed_restarts_total{database,reason}`: streams that ended or
-    /// could not start (reason: connection, server, protocol, catalog).
-    pub restarts: IntCounterVec,
-    /// `pgcache_feed_lag_bytes{database}`: WAL the server has and the stream
-    /// has not handled yet.
-    pub lag_bytes: IntGaugeVec,
-    /// `pgcache_feed_lag_seconds{database}`: how stale a hit may be (see
-    /// `lag.rs`).
-    pub lag_seconds: GaugeVec,
-    /// `pgcache_feed_max_lag_seconds`: the policy's `max_lag`.
-    pub max_lag: Gauge,
-    /// `pgcache_feed_gating{database}`: 1 when a feed that is down means no
-    /// hits for the database (see `gate.rs`).
-    pub gating: IntGaugeVec,
-}
+pub use metrics::FeedMetrics;
+pub use mode::ChangeFeedMode;
 
 /// First wait after a stream breaks; doubled on each failure in a row.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);

@@ -25,7 +25,7 @@ use super::gate::DbGate;
 use super::visibility::Check;
 use crate::catalog::DbCatalog;
 use crate::engine::{Source, WriteSet};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::wire::backend;
 use crate::wire::replication::{self, Lsn, ServerMessage, StandbyStatus};
 

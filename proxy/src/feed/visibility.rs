@@ -27,7 +27,7 @@ use tokio_postgres::Client;
 use super::gate::DbGate;
 use crate::catalog::DbCatalog;
 use crate::engine::{Source, WriteSet};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// How many decoded commits may wait for their check; beyond, the stream
 /// waits (bounded memory, and the walsender simply holds back).

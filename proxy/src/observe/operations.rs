@@ -168,7 +168,7 @@ pub fn feed(shared: &Shared) -> Value {
         .into_iter()
         .map(|(database, feed)| {
             let db = [database.as_str()];
-            let restarts: u64 = crate::feed::FeedError::REASONS
+            let restarts: u64 = crate::feed::connection::FeedError::REASONS
                 .iter()
                 .map(|&reason| {
                     metrics

@@ -67,7 +67,7 @@ pub struct Metrics {
     pub invalidations: IntCounterVec,
     /// The change feed's series (registered even with the feed off, so
     /// dashboards find them).
-    pub feed: crate::feed::FeedMetrics,
+    pub feed: crate::feed::metrics::FeedMetrics,
     pub by_fingerprint: QueryStats,
     cache_bytes: IntGauge,
     cache_entries: IntGauge,
@@ -273,7 +273,7 @@ impl Metrics {
                 "reason",
             ),
             queries,
-            feed: crate::feed::FeedMetrics {
+            feed: crate::feed::metrics::FeedMetrics {
                 up: feed_up,
                 restarts: feed_restarts,
                 lag_bytes: feed_lag_bytes,
