@@ -7,18 +7,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::binary::Binary;
+use common::feed::{
+    cached, fresh_within_bound, proxy_with_feed, terminate_walsender, wait_for_feed,
+};
 use common::{connect, proxy_with, setup_db, value};
 use pgcache::feed::ChangeFeedMode;
 use pgcache::{Proxy, ProxyConfig, ProxyHandle};
 use testkit::{Cluster, HbaMethod, PasswordKind};
-use tokio_postgres::Client;
-
-/// How long a direct write may take to show through the proxy.
-const BOUND: Duration = Duration::from_secs(2);
-
-async fn proxy_with_feed(cluster: &Cluster) -> ProxyHandle {
-    proxy_with(cluster, |c| c.change_feed = ChangeFeedMode::Auto).await
-}
 
 /// A proxy whose service account (the `--upstream` user) is `user`.
 async fn proxy_as(
@@ -35,49 +30,6 @@ async fn proxy_as(
     config.change_feed = mode;
     config.policy = Some(common::relaxed_lag_policy());
     Proxy::bind(config).await.expect("proxy binds").spawn()
-}
-
-/// Waits until `db`'s feed streams (it starts with the database's first query).
-async fn wait_for_feed(proxy: &ProxyHandle, db: &str) {
-    let up = proxy.shared.stats.feed.up.with_label_values(&[db]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while up.get() != 1 {
-        assert!(Instant::now() < deadline, "the feed of {db} never streamed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Reads `sql` through the proxy until it answers `expected`, within [`BOUND`].
-async fn fresh_within_bound(client: &Client, sql: &str, expected: &str) {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let got = value(client, sql).await;
-        if got == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{sql}: still {got:?} after {BOUND:?}, expected {expected:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Reads `sql` twice through the proxy and checks the second read was a hit:
-/// the value is cached, so only an invalidation can make it fresh.
-/// A few tries: the feed may bump everything once more between the two reads
-/// (a stream start waits for what was in progress to become visible).
-async fn cached(proxy: &ProxyHandle, client: &Client, sql: &str, expected: &str) {
-    for _ in 0..5 {
-        assert_eq!(value(client, sql).await, expected);
-        let hits = proxy.shared.stats.queries("hit");
-        assert_eq!(value(client, sql).await, expected);
-        if proxy.shared.stats.queries("hit") > hits {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{sql} was not served from the cache");
 }
 
 #[tokio::test]
@@ -416,15 +368,7 @@ async fn a_terminated_walsender_restarts_the_feed_and_nothing_is_missed() {
     let q = "SELECT v FROM kv WHERE k = 1";
     cached(&proxy, &client, q, "one").await;
 
-    let terminated = value(
-        &direct,
-        &format!(
-            "SELECT count(pg_terminate_backend(active_pid))::text FROM pg_replication_slots \
-             WHERE slot_name LIKE 'pgcache\\_{}\\_%' AND database = '{db}'",
-            std::process::id()
-        ),
-    )
-    .await;
+    let terminated = terminate_walsender(&direct, &db).await;
     assert_eq!(terminated, "1");
     // Made while no stream may be listening: the restart must cover it.
     direct
@@ -480,15 +424,7 @@ async fn a_feed_loss_drops_only_its_own_databases_entries() {
         .feed
         .restarts
         .with_label_values(&[&lost, "server"]);
-    value(
-        &direct,
-        &format!(
-            "SELECT count(pg_terminate_backend(active_pid))::text FROM pg_replication_slots \
-             WHERE slot_name LIKE 'pgcache\\_{}\\_%' AND database = '{lost}'",
-            std::process::id()
-        ),
-    )
-    .await;
+    terminate_walsender(&direct, &lost).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while restarts.get() == 0 {
         assert!(Instant::now() < deadline, "the loss was not counted");
@@ -631,15 +567,7 @@ async fn under_load_no_read_misses_a_commit_older_than_max_lag() {
             // Early: a missed write shows only once it is max_lag old.
             tokio::time::sleep(run_for / 4).await;
             let direct = connect(cluster, cluster.addr(), &db).await;
-            let terminated = value(
-                &direct,
-                &format!(
-                    "SELECT count(pg_terminate_backend(active_pid))::text FROM pg_replication_slots \
-                     WHERE slot_name LIKE 'pgcache\\_{}\\_%' AND database = '{db}'",
-                    std::process::id()
-                ),
-            )
-            .await;
+            let terminated = terminate_walsender(&direct, &db).await;
             assert_eq!(terminated, "1", "no walsender to terminate");
             let row = direct
                 .query_one("UPDATE quiet SET v = v + 1 RETURNING v", &[])

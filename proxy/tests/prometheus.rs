@@ -9,8 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::feed::terminate_walsender;
 use common::promql::{alerts_path, live_check_expressions, start_prometheus};
-use common::{connect, fresh_db, proxy_with, value};
+use common::{connect, fresh_db, proxy_with};
 use pgcache::feed::ChangeFeedMode;
 use testkit::Cluster;
 
@@ -86,15 +87,7 @@ async fn every_dashboard_and_alert_expression_returns_series() {
         assert!(Instant::now() < deadline, "the feed of {db} never streamed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let terminated = value(
-        &admin_client,
-        &format!(
-            "SELECT count(pg_terminate_backend(active_pid))::text FROM pg_replication_slots \
-             WHERE slot_name LIKE 'pgcache\\_{}\\_%' AND database = '{db}'",
-            std::process::id()
-        ),
-    )
-    .await;
+    let terminated = terminate_walsender(&admin_client, &db).await;
     assert_eq!(terminated, "1", "one walsender to terminate");
     while restarts() == 0 {
         assert!(

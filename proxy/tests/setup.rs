@@ -8,14 +8,11 @@ mod common;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{connect, proxy_with, setup_db, stderr, stdout, value};
-use pgcache::feed::ChangeFeedMode;
+use common::feed::{cached, fresh_within_bound, proxy_with_feed, wait_for_feed};
+use common::{connect, setup_db, stderr, stdout, value};
 use pgcache::ProxyHandle;
 use testkit::{Cluster, ClusterOptions, PasswordKind};
 use tokio_postgres::Client;
-
-/// How long a direct write or DDL may take to show through the proxy.
-const BOUND: Duration = Duration::from_secs(2);
 
 /// Runs `pgcache setup` with `args`.
 async fn setup(args: Vec<String>) -> Output {
@@ -64,49 +61,6 @@ async fn installed(cluster: &Cluster, db: &str) -> (String, String) {
     )
     .await;
     (triggers, schema)
-}
-
-async fn proxy_with_feed(cluster: &Cluster) -> ProxyHandle {
-    proxy_with(cluster, |c| c.change_feed = ChangeFeedMode::Auto).await
-}
-
-async fn wait_for_feed(proxy: &ProxyHandle, db: &str) {
-    let up = proxy.shared.stats.feed.up.with_label_values(&[db]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while up.get() != 1 {
-        assert!(Instant::now() < deadline, "the feed of {db} never streamed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn fresh_within_bound(client: &Client, sql: &str, expected: &str) {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let got = value(client, sql).await;
-        if got == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{sql}: still {got:?} after {BOUND:?}, expected {expected:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Reads `sql` until a read is a hit (a few tries: a DDL message bumps
-/// everything once more between two reads).
-async fn cached(proxy: &ProxyHandle, client: &Client, sql: &str, expected: &str) {
-    for _ in 0..10 {
-        assert_eq!(value(client, sql).await, expected, "{sql}");
-        let hits = proxy.shared.stats.queries("hit");
-        assert_eq!(value(client, sql).await, expected, "{sql}");
-        if proxy.shared.stats.queries("hit") > hits {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{sql} was not served from the cache");
 }
 
 /// Returns once the feed has handled everything committed on the server so

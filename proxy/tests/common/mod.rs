@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod certs;
+pub mod feed;
 pub mod http;
 pub mod promql;
 pub mod raw;
