@@ -189,6 +189,43 @@ async fn a_stopped_proxy_leaves_no_slot() {
         "true"
     );
 
+    // Killed under load: clients reading and writing through it, and a
+    // writer on the server keeping the stream busy.
+    let mut load = Vec::new();
+    for n in 0..4 {
+        let mut config = common::config_for(cluster, addr, &db);
+        config.connect_timeout(Duration::from_secs(1));
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        load.push(tokio::spawn(async move {
+            for i in 0.. {
+                let sql = if (i + n) % 3 == 0 {
+                    "INSERT INTO t VALUES (1)"
+                } else {
+                    "SELECT count(*) FROM t"
+                };
+                if client.simple_query(sql).await.is_err() {
+                    return i;
+                }
+            }
+            0
+        }));
+    }
+    let writer = connect(cluster, cluster.addr(), &db).await;
+    load.push(tokio::spawn(async move {
+        for i in 0.. {
+            if writer
+                .simple_query("INSERT INTO t VALUES (2)")
+                .await
+                .is_err()
+                || i > 100_000
+            {
+                return i;
+            }
+        }
+        0
+    }));
+    tokio::time::sleep(Duration::from_millis(500)).await;
     child.kill().expect("kill pgcache");
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -198,6 +235,21 @@ async fn a_stopped_proxy_leaves_no_slot() {
             "a pgcache slot is left after the proxy died"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // None of its connections stays either (catalog, visibility checks).
+    let ours = format!(
+        "SELECT count(*)::text FROM pg_stat_activity WHERE datname = '{db}' \
+         AND application_name LIKE 'pgcache%'"
+    );
+    while value(&direct, &ours).await != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "a pgcache connection is left after the proxy died"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for task in load.drain(..4) {
+        assert!(task.await.unwrap() > 0, "the load ran through the proxy");
     }
 }
 
