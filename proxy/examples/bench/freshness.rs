@@ -198,7 +198,7 @@ fn single(rows: &[minipg::Row]) -> Result<i64> {
 }
 
 /// Waits until pgcache-feed's stream for the bench database is up.
-fn wait_for_feed(admin: SocketAddr) -> Result<()> {
+pub fn wait_for_feed(admin: SocketAddr) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let line = format!("pgcache_feed_up{{database=\"{DB}\"}} 1");
     loop {

@@ -14,7 +14,12 @@
 //! and ratios go to a Markdown report. Then the freshness measurement
 //! (`freshness.rs`): direct writes, a reader polling through the pgcache with
 //! the feed, the time from each COMMIT's acknowledgement to the first read
-//! that sees it, with the server idle and under `pgbench -S`.
+//! that sees it, with the server idle and under `pgbench -S`. Last, a
+//! read-mostly workload whose writes are made straight on the server
+//! (`direct_writes.rs`): readers through the server, pgcache-feed and
+//! pgpool-II, a writer on a direct connection; reads/s, hit ratio and the
+//! reads that returned a version older than one acknowledged more than
+//! `max_lag` before (stale).
 //!
 //! ```sh
 //! bash scripts/bench.sh                  # builds, installs pgpool2 if missing, runs this
@@ -29,10 +34,15 @@
 //! `BENCH_PGCACHE` (the binary, default the `pgcache` next to this example's
 //! directory), `BENCH_PERF` (set to 1: `perf record` pgcache during extra
 //! hot-set runs at the end, if `perf` is installed), `BENCH_FRESHNESS`
-//! (direct writes per freshness measurement, 300; 0 skips it).
+//! (direct writes per freshness measurement, 300; 0 skips it),
+//! `BENCH_DIRECT_SECONDS` (seconds per target of the read-mostly workload
+//! with direct writes, 10; 0 skips it), `BENCH_DIRECT_WRITE_MS` (its
+//! writer's pause after each write, 100).
 //!
 //! Workload ids: hot-simple, hot-prepared, hot-simple-1c, hot-prepared-1c,
-//! select-only, tpcb, zipf. The report (`report.md`) and every run
+//! select-only, tpcb, zipf; `none` runs no pgbench workload, only the
+//! phases after them (`BENCH_WORKLOADS=none BENCH_FRESHNESS=0 bash
+//! scripts/bench.sh`: the direct-writes phase alone). The report (`report.md`) and every run
 //! (`runs.csv`) are written to `BENCH_OUT` and the report is printed.
 //!
 //! Numbers are ratios within one run on one machine where the client, the
@@ -41,6 +51,7 @@
 mod canned;
 mod checks;
 mod cpu;
+mod direct_writes;
 mod forwarder;
 mod freshness;
 mod machine;
@@ -194,9 +205,18 @@ fn run(opts: &Opts) -> Result<()> {
     } else {
         Vec::new()
     };
+    let direct = if opts.direct_seconds > 0 {
+        direct_writes::measure_all(opts, &mut t)
+    } else {
+        Vec::new()
+    };
     let elapsed = started.elapsed();
 
-    let report = report::render(opts, &machine, &wls, &results, &checks, &fresh, elapsed);
+    let phases = report::Phases {
+        fresh: &fresh,
+        direct: &direct,
+    };
+    let report = report::render(opts, &machine, &wls, &results, &checks, &phases, elapsed);
     std::fs::write(opts.out.join("report.md"), &report)?;
     std::fs::write(opts.out.join("runs.csv"), &csv)?;
     println!("{report}");

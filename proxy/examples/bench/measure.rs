@@ -53,7 +53,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<St
     Ok(out)
 }
 
-fn pgcache_counts(admin: SocketAddr) -> Result<(u64, u64, u64)> {
+pub fn pgcache_counts(admin: SocketAddr) -> Result<(u64, u64, u64)> {
     let text = http(admin, "GET", "/metrics", "")?;
     let get = |label: &str| -> u64 {
         let prefix = format!("pgcache_queries_total{{result=\"{label}\"}}");
@@ -66,7 +66,7 @@ fn pgcache_counts(admin: SocketAddr) -> Result<(u64, u64, u64)> {
 }
 
 /// pgpool's `SHOW pool_cache`: (num_cache_hits, num_selects).
-fn pgpool_counts(addr: SocketAddr) -> Result<(u64, u64)> {
+pub fn pgpool_counts(addr: SocketAddr) -> Result<(u64, u64)> {
     let mut c = minipg::Conn::connect(addr, USER, DB)?;
     let rows = c.query("SHOW pool_cache")?;
     let row = rows
@@ -89,7 +89,7 @@ fn percentile(sorted: &[u32], q: f64) -> f64 {
     f64::from(sorted[i]) / 1000.0
 }
 
-fn reset_caches(t: &mut Targets, kind: Kind) -> Result<()> {
+pub fn reset_caches(t: &mut Targets, kind: Kind) -> Result<()> {
     match kind {
         Kind::Pgcache | Kind::PgcacheFeed | Kind::PgcacheOff => {
             let admin = t.admin(kind).expect("pgcache has an admin address");

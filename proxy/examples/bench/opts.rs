@@ -17,6 +17,11 @@ pub struct Opts {
     pub perf: bool,
     /// Direct writes per freshness measurement (0: none).
     pub freshness_writes: u32,
+    /// Seconds per target of the read-mostly workload with direct writes
+    /// (0: none).
+    pub direct_seconds: u64,
+    /// The direct writer's pause after each write, in ms.
+    pub direct_write_pause_ms: u64,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
@@ -66,6 +71,8 @@ impl Opts {
             pgcache_bin,
             perf: std::env::var("BENCH_PERF").is_ok_and(|v| v == "1"),
             freshness_writes: env_num("BENCH_FRESHNESS", 300)?,
+            direct_seconds: env_num("BENCH_DIRECT_SECONDS", 10)?,
+            direct_write_pause_ms: env_num("BENCH_DIRECT_WRITE_MS", 100)?,
         })
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::direct_writes::{DirectWrites, READERS, ROWS};
 use crate::freshness::{percentile, Freshness};
 use crate::measure::RunResult;
 use crate::opts::Opts;
@@ -21,15 +22,22 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
+/// What the phases after the pgbench workloads measured.
+pub struct Phases<'a> {
+    pub fresh: &'a [Freshness],
+    pub direct: &'a [DirectWrites],
+}
+
 pub fn render(
     opts: &Opts,
     machine: &str,
     wls: &[Workload],
     results: &BTreeMap<(usize, Kind), Vec<RunResult>>,
     checks: &[String],
-    fresh: &[Freshness],
+    phases: &Phases,
     elapsed: Duration,
 ) -> String {
+    let (fresh, direct) = (phases.fresh, phases.direct);
     let mut md = String::new();
     let _ = writeln!(md, "### Machine\n\n{machine}\n");
     let _ = writeln!(
@@ -137,7 +145,57 @@ pub fn render(
     if !fresh.is_empty() {
         md.push_str(&freshness_table(opts, fresh));
     }
-    md.push_str(&targets_table(&summaries, fresh));
+    if !direct.is_empty() {
+        md.push_str(&direct_table(opts, direct));
+    }
+    md.push_str(&targets_table(&summaries, fresh, direct));
+    md
+}
+
+fn direct_table(opts: &Opts, direct: &[DirectWrites]) -> String {
+    let mut md = format!(
+        "### Read-mostly, writes made straight on the server\n\n\
+         `bench_direct`: {ROWS} rows with a version each. Per target, {} s: one writer on a \
+         direct connection to the server (`synchronous_commit = on`) bumps the version of a \
+         random row, pausing {} ms after each (`BENCH_DIRECT_WRITE_MS`); {READERS} readers read random rows through the \
+         target (`SELECT version FROM bench_direct WHERE id = k`, simple protocol). Caches \
+         emptied before each target. pgcache invalidates by table, so every write empties \
+         the cached reads of all {ROWS} rows: the hit ratio falls as the write rate rises. Stale: a read that returned a version older than one \
+         acknowledged more than `max_lag` (250 ms) before the read was sent. Behind: older \
+         than one acknowledged before the read was sent, but within `max_lag`. Worst \
+         staleness: over the stale reads, the time from the acknowledgement of the newest \
+         version the read missed to the read's start. Hit ratio: pgcache from \
+         `pgcache_queries_total` (hits / (hits + misses)), pgpool-II from `SHOW pool_cache`.\n\n\
+         | target | reads/s | writes | hit ratio | stale reads | stale share | behind within max_lag | worst staleness ms | note |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        opts.direct_seconds,
+        opts.direct_write_pause_ms
+    );
+    for d in direct {
+        let share = if d.reads > 0 {
+            format!("{:.2}%", d.stale as f64 * 100.0 / d.reads as f64)
+        } else {
+            "–".into()
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {} | {} | {} | {share} | {} | {} | {} |",
+            d.kind.map_or("?", |k| k.label()),
+            d.reads_per_s(),
+            d.writes,
+            d.hit_ratio()
+                .map_or("n/a".into(), |h| format!("{:.1}%", h * 100.0)),
+            d.stale,
+            d.behind,
+            if d.stale > 0 {
+                format!("{:.0}", d.worst_stale_ms)
+            } else {
+                "–".into()
+            },
+            d.note,
+        );
+    }
+    md.push('\n');
     md
 }
 
@@ -189,7 +247,11 @@ fn w_has(wls: &[Workload], id: &str) -> bool {
     wls.iter().any(|w| w.id == id)
 }
 
-fn targets_table(s: &BTreeMap<(&str, Kind), Summary>, fresh: &[Freshness]) -> String {
+fn targets_table(
+    s: &BTreeMap<(&str, Kind), Summary>,
+    fresh: &[Freshness],
+    direct: &[DirectWrites],
+) -> String {
     let tps = |w: &str, k: Kind| s.get(&(w, k)).map(|x| x.tps);
     let mut rows: Vec<(String, String, bool)> = Vec::new();
     fn at_least(
@@ -246,6 +308,16 @@ fn targets_table(s: &BTreeMap<(&str, Kind), Summary>, fresh: &[Freshness]) -> St
             format!("freshness, {}: latest stale start", f.condition),
             format!("{:.2} ms (target ≤ max_lag, 250 ms)", f.stale_window_ms),
             f.stale_window_ms <= 250.0,
+        ));
+    }
+    for d in direct
+        .iter()
+        .filter(|d| d.kind == Some(Kind::PgcacheFeed) && d.reads > 0)
+    {
+        rows.push((
+            "read-mostly, direct writes: pgcache stale reads".into(),
+            format!("{} of {} (target 0)", d.stale, d.reads),
+            d.stale == 0,
         ));
     }
     for w in ["hot-simple-1c", "hot-prepared-1c"] {

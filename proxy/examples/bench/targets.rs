@@ -20,6 +20,9 @@ pub const USER: &str = "postgres";
 pub const DB: &str = "bench";
 /// The table whose one row the freshness measurement writes and reads.
 pub const FRESHNESS_TABLE: &str = "bench_freshness";
+/// The table of the read-mostly workload whose writes go straight to the
+/// server (`direct_writes.rs`).
+pub const DIRECT_TABLE: &str = "bench_direct";
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Kind {
@@ -274,6 +277,7 @@ pub fn setup(opts: &Opts) -> Result<Targets> {
         DB,
         &format!("CREATE TABLE {FRESHNESS_TABLE} (id int PRIMARY KEY, v bigint NOT NULL); INSERT INTO {FRESHNESS_TABLE} VALUES (1, 0)"),
     )?;
+    crate::direct_writes::create_table(&cluster)?;
     cluster.psql(DB, "VACUUM ANALYZE")?;
 
     let upstream = cluster.url(USER, Some(cluster.superuser_password()), DB);

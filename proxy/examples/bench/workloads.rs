@@ -159,6 +159,8 @@ pub fn workloads(opts: &Opts, dir: &Path) -> Result<Vec<Workload>> {
     ];
     let selected: Vec<Workload> = match &opts.workloads {
         None => all,
+        // Only the phases that follow the workloads (freshness, direct writes).
+        Some(ids) if ids.len() == 1 && ids[0] == "none" => Vec::new(),
         Some(ids) => {
             for id in ids {
                 if !all.iter().any(|w| w.id == id) {
