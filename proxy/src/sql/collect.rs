@@ -145,6 +145,13 @@ fn name_parts(name: &ObjectName, check_reserved: bool) -> Result<(Option<String>
     let mut parts = Vec::with_capacity(name.0.len());
     for p in &name.0 {
         match p.as_ident() {
+            // PostgreSQL quotes names with `"` only: a name sqlparser read
+            // from a string literal (`FROM 'x'`) is a misreading of a text
+            // the server rejects, and its value, a literal, would differ
+            // between texts of one shape.
+            Some(id) if id.quote_style.is_some_and(|q| q != '"') => {
+                return Err(format!("a string literal where a name goes: {name}"))
+            }
             Some(id) => parts.push(id),
             None => return Err(format!("unsupported name form: {name}")),
         }
