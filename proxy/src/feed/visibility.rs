@@ -112,17 +112,18 @@ async fn run(
                 }
             }
         };
+        // Lag marks go on while a check waits for visibility.
+        let mut meanwhile = Some(Meanwhile {
+            marks: &mut marks,
+            shared: &shared,
+            gate: &gate,
+        });
         match first {
             Check::Release { done } => {
                 client = None;
                 let _ = done.send(());
             }
             Check::Started { then } => {
-                let mut meanwhile = Some(Meanwhile {
-                    marks: &mut marks,
-                    shared: &shared,
-                    gate: &gate,
-                });
                 wait_visible(
                     &mut client,
                     &catalog,
@@ -150,11 +151,6 @@ async fn run(
                         }
                     }
                 }
-                let mut meanwhile = Some(Meanwhile {
-                    marks: &mut marks,
-                    shared: &shared,
-                    gate: &gate,
-                });
                 wait_visible(
                     &mut client,
                     &catalog,
